@@ -1,0 +1,236 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Member roles.
+const (
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// Capabilities an API key or member token may carry.
+const (
+	CapRead       = "read"
+	CapSend       = "send"
+	CapStateWrite = "state_write"
+	CapAdmin      = "admin"
+)
+
+// AllCaps lists every capability in canonical order.
+var AllCaps = []string{CapRead, CapSend, CapStateWrite, CapAdmin}
+
+// CapsForRole is what a member's own tokens may do.
+func CapsForRole(role string) []string {
+	if role == RoleAdmin {
+		return slices.Clone(AllCaps)
+	}
+	return []string{CapRead, CapSend, CapStateWrite}
+}
+
+var (
+	displayNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	pubkeyRe      = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// Member is an identity inside one mesh: a peer or a person.
+type Member struct {
+	ID              string `gorm:"primaryKey"`
+	MeshID          string
+	PeerPubkey      string
+	DisplayName     string
+	Role            string
+	UserID          *string
+	DashboardUserID *string
+	JoinedAt        time.Time
+	RevokedAt       *time.Time
+}
+
+// Principal is the authenticated caller of a request. A user principal has
+// UserID set and nothing else; a member principal is bound to one mesh.
+type Principal struct {
+	UserID string
+
+	MemberID    string
+	MeshID      string
+	Role        string
+	DisplayName string
+	Pubkey      string
+	Caps        []string
+	TopicScopes []string // nil = every topic
+	APIKeyID    string   // set when the caller used an API key
+	TokenID     string   // jti when the caller used a member JWT
+}
+
+// IsMember reports a mesh-scoped principal.
+func (p *Principal) IsMember() bool { return p != nil && p.MemberID != "" }
+
+// IsUser reports a dashboard-user principal.
+func (p *Principal) IsUser() bool { return p != nil && p.UserID != "" && p.MemberID == "" }
+
+// Can reports whether the principal holds a capability.
+func (p *Principal) Can(capability string) bool {
+	return p != nil && slices.Contains(p.Caps, capability)
+}
+
+// ID names the principal for rate limits and logs (never a secret).
+func (p *Principal) ID() string {
+	switch {
+	case p == nil:
+		return ""
+	case p.APIKeyID != "":
+		return "key:" + p.APIKeyID
+	case p.MemberID != "":
+		return "member:" + p.MemberID
+	default:
+		return "user:" + p.UserID
+	}
+}
+
+// ListMembers pages the members of the caller's mesh.
+func (s *Store) ListMembers(ctx context.Context, meshID string, includeRevoked bool, p PageRequest) (Page[Member], error) {
+	q := s.db.WithContext(ctx).Model(&Member{}).Where("mesh_id = ?", meshID)
+	if !includeRevoked {
+		q = q.Where("revoked_at IS NULL")
+	}
+	return pageByID[Member](q, p, func(m Member) string { return m.ID })
+}
+
+// MemberInMesh loads a member of the given mesh (revoked or not).
+func (s *Store) MemberInMesh(ctx context.Context, meshID, memberID string) (*Member, error) {
+	if !ValidID(memberID) {
+		return nil, notFound("member")
+	}
+	var m Member
+	err := s.db.WithContext(ctx).Where("id = ? AND mesh_id = ?", memberID, meshID).Take(&m).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("member")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find member %s: %w", memberID, err)
+	}
+	return &m, nil
+}
+
+// RevokeMember revokes a member and every API key it issued, in one
+// transaction, so the member's credentials fail on their next request.
+func (s *Store) RevokeMember(ctx context.Context, caller *Principal, memberID string) error {
+	if !caller.Can(CapAdmin) {
+		return E(KindForbidden, "admin_required", "revoking a member needs the admin capability")
+	}
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		var m Member
+		err := s.forUpdate(tx.Where("id = ? AND mesh_id = ?", memberID, caller.MeshID)).Take(&m).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) || !ValidID(memberID) {
+			return notFound("member")
+		}
+		if err != nil {
+			return fmt.Errorf("find member %s: %w", memberID, err)
+		}
+		if m.RevokedAt != nil {
+			return nil // already revoked: idempotent
+		}
+		var mesh Mesh
+		if err := tx.Where("id = ?", m.MeshID).Take(&mesh).Error; err != nil {
+			return fmt.Errorf("load mesh: %w", err)
+		}
+		if (m.DashboardUserID != nil && *m.DashboardUserID == mesh.OwnerUserID) || (m.UserID != nil && *m.UserID == mesh.OwnerUserID) {
+			return E(KindConflict, "owner_member", "the mesh owner's member cannot be revoked")
+		}
+		now := s.nowUTC()
+		if err := tx.Model(&Member{}).Where("id = ?", m.ID).Update("revoked_at", now).Error; err != nil {
+			return fmt.Errorf("revoke member: %w", err)
+		}
+		if err := tx.Model(&APIKey{}).Where("issued_by_member_id = ? AND revoked_at IS NULL", m.ID).Update("revoked_at", now).Error; err != nil {
+			return fmt.Errorf("revoke member keys: %w", err)
+		}
+		return s.appendAudit(tx, m.MeshID, AuditMemberRevoked, caller.MemberID, m.ID, nil)
+	})
+}
+
+// Membership is one of a user's live member rows, with its mesh.
+type Membership struct {
+	Member Member
+	Mesh   Mesh
+}
+
+// Memberships lists a user's live members in non-archived meshes. Users
+// belong to few meshes; the list is capped at MaxPageLimit.
+func (s *Store) Memberships(ctx context.Context, userID string) ([]Membership, error) {
+	var members []Member
+	err := s.db.WithContext(ctx).
+		Where("revoked_at IS NULL AND (dashboard_user_id = ? OR user_id = ?)", userID, userID).
+		Where("mesh_id IN (SELECT id FROM meshes WHERE archived_at IS NULL)").
+		Order("id").Limit(MaxPageLimit).Find(&members).Error
+	if err != nil {
+		return nil, fmt.Errorf("list memberships: %w", err)
+	}
+	out := make([]Membership, 0, len(members))
+	for _, m := range members {
+		mesh, err := s.MeshByID(ctx, m.MeshID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Membership{Member: m, Mesh: *mesh})
+	}
+	return out, nil
+}
+
+// MembershipFor finds the user's member row in a mesh, preferring the
+// dashboard row when the user also has a CLI row.
+func (s *Store) MembershipFor(ctx context.Context, userID, meshID string) (*Member, error) {
+	if !ValidID(meshID) {
+		return nil, notFound("mesh")
+	}
+	var m Member
+	err := s.db.WithContext(ctx).
+		Where("mesh_id = ? AND revoked_at IS NULL AND (dashboard_user_id = ? OR user_id = ?)", meshID, userID, userID).
+		Where("mesh_id IN (SELECT id FROM meshes WHERE archived_at IS NULL)").
+		Order(gorm.Expr("CASE WHEN dashboard_user_id = ? THEN 0 ELSE 1 END, id", userID)).
+		Take(&m).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("mesh")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find membership: %w", err)
+	}
+	return &m, nil
+}
+
+// LiveMemberPrincipal loads a member for a member-JWT request: the member must
+// be live and its mesh not archived. Caps are narrowed to what the role allows
+// now, so a demoted member's old token loses admin at once.
+func (s *Store) LiveMemberPrincipal(ctx context.Context, memberID, meshID string, caps []string) (*Principal, error) {
+	var m Member
+	err := s.db.WithContext(ctx).
+		Where("id = ? AND mesh_id = ? AND revoked_at IS NULL", memberID, meshID).
+		Where("mesh_id IN (SELECT id FROM meshes WHERE archived_at IS NULL)").
+		Take(&m).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrUnauthorized
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load member: %w", err)
+	}
+	allowed := CapsForRole(m.Role)
+	var eff []string
+	for _, c := range caps {
+		if slices.Contains(allowed, c) {
+			eff = append(eff, c)
+		}
+	}
+	return &Principal{MemberID: m.ID, MeshID: m.MeshID, Role: m.Role, DisplayName: m.DisplayName, Pubkey: m.PeerPubkey, Caps: eff}, nil
+}
+
+func validDisplayName(s string) bool { return displayNameRe.MatchString(s) }
+
+func validPubkey(s string) bool { return pubkeyRe.MatchString(strings.TrimSpace(s)) && s == strings.TrimSpace(s) }

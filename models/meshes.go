@@ -1,0 +1,291 @@
+package models
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+)
+
+// Mesh is a group of members that talk to each other.
+type Mesh struct {
+	ID           string `gorm:"primaryKey"`
+	Slug         string
+	Name         string
+	OwnerUserID  string
+	LastSeq      int64
+	LastAuditSeq int64
+	CreatedAt    time.Time
+	ArchivedAt   *time.Time
+}
+
+// TableName pins the plural GORM would otherwise guess as "meshes" anyway;
+// stated so a rename of the type cannot move the table.
+func (Mesh) TableName() string { return "meshes" }
+
+// GeneralTopic is the topic every mesh starts with and every member joins.
+const GeneralTopic = "general"
+
+var slugRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,47}$`)
+
+// CreateMeshInput is what createMyMesh needs from the user.
+type CreateMeshInput struct {
+	Name string
+	Slug string // optional; derived from Name when empty
+}
+
+// Slugify turns a display name into a mesh slug.
+func Slugify(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+			dash = false
+		case !dash && b.Len() > 0:
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	s := strings.TrimRight(b.String(), "-")
+	if len(s) > 48 {
+		s = strings.TrimRight(s[:48], "-")
+	}
+	if s == "" {
+		s = "mesh"
+	}
+	return s
+}
+
+// CreatedMesh is the result of CreateMyMesh.
+type CreatedMesh struct {
+	Mesh   Mesh
+	Member Member
+	Topic  Topic
+}
+
+// CreateMyMesh creates, in one transaction, the mesh, the owner's member row
+// (a fresh ed25519 identity whose secret is discarded: the dashboard signs
+// nothing), the general topic, and the owner's lead subscription to it. A
+// failure at any step leaves nothing behind (seed 000).
+func (s *Store) CreateMyMesh(ctx context.Context, user *User, in CreateMeshInput) (*CreatedMesh, error) {
+	in.Name = strings.TrimSpace(in.Name)
+	var fe []FieldError
+	if n := utf8.RuneCountInString(in.Name); n < 1 || n > 100 {
+		fe = append(fe, FieldError{"name", "must be 1 to 100 characters"})
+	}
+	if in.Slug == "" {
+		in.Slug = Slugify(in.Name)
+	} else if !slugRe.MatchString(in.Slug) {
+		fe = append(fe, FieldError{"slug", "must match ^[a-z0-9][a-z0-9-]{0,47}$"})
+	}
+	if fe != nil {
+		return nil, Invalid(fe...)
+	}
+	now := s.nowUTC()
+	out := &CreatedMesh{Mesh: Mesh{ID: NewID(), Slug: in.Slug, Name: in.Name, OwnerUserID: user.ID, CreatedAt: now}}
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(&out.Mesh).Error; err != nil {
+			if isUniqueViolation(err) {
+				return E(KindConflict, "slug_taken", "you already have a mesh with slug %q", in.Slug)
+			}
+			return fmt.Errorf("insert mesh: %w", err)
+		}
+		if err := s.step("mesh"); err != nil {
+			return err
+		}
+		m, t, err := s.createOwnerMember(tx, &out.Mesh, user)
+		if err != nil {
+			return err
+		}
+		out.Member, out.Topic = *m, *t
+		return s.appendAudit(tx, out.Mesh.ID, AuditMeshCreated, m.ID, out.Mesh.ID, map[string]any{"slug": out.Mesh.Slug})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// createOwnerMember mints the owner's dashboard member row, makes sure the
+// general topic exists and subscribes the owner to it as lead. Shared by
+// CreateMyMesh and the backfill so both produce identical rows.
+func (s *Store) createOwnerMember(tx *gorm.DB, mesh *Mesh, user *User) (*Member, *Topic, error) {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate owner identity: %w", err)
+	}
+	name, err := freeDisplayName(tx, mesh.ID, ownerDisplayName(user))
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.nowUTC()
+	uid := user.ID
+	m := &Member{ID: NewID(), MeshID: mesh.ID, PeerPubkey: hex.EncodeToString(pub), DisplayName: name,
+		Role: RoleAdmin, UserID: &uid, DashboardUserID: &uid, JoinedAt: now}
+	if err := tx.Create(m).Error; err != nil {
+		return nil, nil, fmt.Errorf("insert owner member: %w", err)
+	}
+	if err := s.step("member"); err != nil {
+		return nil, nil, err
+	}
+	t, err := s.ensureGeneral(tx, mesh.ID, m.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.step("topic"); err != nil {
+		return nil, nil, err
+	}
+	tm := TopicMember{TopicID: t.ID, MemberID: m.ID, Role: TopicRoleLead, JoinedAt: now}
+	if err := tx.Create(&tm).Error; err != nil {
+		return nil, nil, fmt.Errorf("subscribe owner to general: %w", err)
+	}
+	if err := s.step("topic_member"); err != nil {
+		return nil, nil, err
+	}
+	return m, t, nil
+}
+
+var nameCleanRe = regexp.MustCompile(`[^a-z0-9_-]+`)
+
+// ownerDisplayName derives a mention-safe name from the account.
+func ownerDisplayName(u *User) string {
+	base := u.Name
+	if base == "" {
+		base, _, _ = strings.Cut(u.Email, "@")
+	}
+	n := strings.Trim(nameCleanRe.ReplaceAllString(strings.ToLower(base), "-"), "-_")
+	if len(n) > 48 {
+		n = n[:48]
+	}
+	if n == "" || !displayNameRe.MatchString(n) {
+		n = "owner"
+	}
+	return n
+}
+
+// freeDisplayName returns base, or base-2, base-3… if taken by a live member.
+func freeDisplayName(tx *gorm.DB, meshID, base string) (string, error) {
+	for i := 1; i <= 20; i++ {
+		name := base
+		if i > 1 {
+			name = fmt.Sprintf("%s-%d", base, i)
+		}
+		var n int64
+		if err := tx.Model(&Member{}).Where("mesh_id = ? AND display_name = ? AND revoked_at IS NULL", meshID, name).Count(&n).Error; err != nil {
+			return "", fmt.Errorf("check display name: %w", err)
+		}
+		if n == 0 {
+			return name, nil
+		}
+	}
+	return base + "-" + NewID()[24:], nil
+}
+
+// ListMyMeshes pages the meshes a user owns or is a live member of.
+func (s *Store) ListMyMeshes(ctx context.Context, userID string, p PageRequest) (Page[Mesh], error) {
+	q := s.db.WithContext(ctx).Model(&Mesh{}).
+		Where("owner_user_id = ? OR id IN (SELECT mesh_id FROM members WHERE revoked_at IS NULL AND (dashboard_user_id = ? OR user_id = ?))", userID, userID, userID)
+	return pageByID[Mesh](q, p, func(m Mesh) string { return m.ID })
+}
+
+// MyMesh loads a mesh the user owns or belongs to; anything else is not found.
+func (s *Store) MyMesh(ctx context.Context, userID, meshID string) (*Mesh, error) {
+	if !ValidID(meshID) {
+		return nil, notFound("mesh")
+	}
+	var m Mesh
+	err := s.db.WithContext(ctx).
+		Where("id = ? AND (owner_user_id = ? OR id IN (SELECT mesh_id FROM members WHERE revoked_at IS NULL AND (dashboard_user_id = ? OR user_id = ?)))", meshID, userID, userID, userID).
+		Take(&m).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("mesh")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find mesh %s: %w", meshID, err)
+	}
+	return &m, nil
+}
+
+// MeshByID loads any mesh (internal use: auth already scoped the caller).
+func (s *Store) MeshByID(ctx context.Context, meshID string) (*Mesh, error) {
+	var m Mesh
+	err := s.db.WithContext(ctx).Where("id = ?", meshID).Take(&m).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("mesh")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find mesh %s: %w", meshID, err)
+	}
+	return &m, nil
+}
+
+// BackfillResult reports what the backfill did for one mesh.
+type BackfillResult struct {
+	MeshID      string
+	Slug        string
+	MemberID    string
+	DisplayName string
+	Created     bool // false in a dry run
+}
+
+// BackfillOwnerMembers gives every non-archived mesh whose owner has no live
+// member row the row createMyMesh would have made, one transaction per mesh.
+// Re-checking under the mesh's row lock makes it idempotent and safe to run
+// beside a live broker.
+func (s *Store) BackfillOwnerMembers(ctx context.Context, dryRun bool) ([]BackfillResult, error) {
+	const missing = `archived_at IS NULL AND NOT EXISTS (
+		SELECT 1 FROM members m WHERE m.mesh_id = meshes.id AND m.revoked_at IS NULL
+		AND (m.dashboard_user_id = meshes.owner_user_id OR m.user_id = meshes.owner_user_id))`
+	var candidates []Mesh
+	if err := s.db.WithContext(ctx).Where(missing).Order("id").Find(&candidates).Error; err != nil {
+		return nil, fmt.Errorf("find meshes without owner member: %w", err)
+	}
+	var out []BackfillResult
+	for _, c := range candidates {
+		if dryRun {
+			out = append(out, BackfillResult{MeshID: c.ID, Slug: c.Slug})
+			continue
+		}
+		var res *BackfillResult
+		err := s.tx(ctx, func(tx *gorm.DB) error {
+			var mesh Mesh
+			err := s.forUpdate(tx.Where("id = ?", c.ID).Where(missing)).Take(&mesh).Error
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return nil // fixed meanwhile
+			}
+			if err != nil {
+				return fmt.Errorf("lock mesh %s: %w", c.ID, err)
+			}
+			var owner User
+			if err := tx.Where("id = ?", mesh.OwnerUserID).Take(&owner).Error; err != nil {
+				return fmt.Errorf("load owner of mesh %s: %w", mesh.ID, err)
+			}
+			m, _, err := s.createOwnerMember(tx, &mesh, &owner)
+			if err != nil {
+				return err
+			}
+			if err := s.appendAudit(tx, mesh.ID, AuditOwnerBackfilled, m.ID, m.ID, nil); err != nil {
+				return err
+			}
+			res = &BackfillResult{MeshID: mesh.ID, Slug: mesh.Slug, MemberID: m.ID, DisplayName: m.DisplayName, Created: true}
+			return nil
+		})
+		if err != nil {
+			return out, fmt.Errorf("backfill mesh %s: %w", c.ID, err)
+		}
+		if res != nil {
+			out = append(out, *res)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,238 @@
+// Package models holds the GORM models and the store: every query and every
+// transaction of the broker lives here, for both PostgreSQL and SQLite.
+package models
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/pressly/goose/v3"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/claudemesh/claudemesh-go/migrations"
+)
+
+// Dialect names the database behind a Store.
+type Dialect string
+
+// The two supported dialects.
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// Store is the broker's only door to the database.
+type Store struct {
+	db      *gorm.DB
+	dialect Dialect
+	now     func() time.Time
+	// lastUsed throttles api_keys.last_used_at writes to one a minute per key.
+	lastUsed *usageThrottle
+	// hooks lets tests inject a failure between the steps of a transaction.
+	hooks Hooks
+}
+
+// Hooks are test seams: a non-nil function is called at a named step inside
+// a transaction and, if it returns an error, the transaction rolls back.
+type Hooks struct {
+	AfterStep func(step string) error
+}
+
+// Options configure Open.
+type Options struct {
+	// DatabaseURL selects PostgreSQL when set ("postgres://…").
+	DatabaseURL string
+	// SQLitePath is the embedded database file used when DatabaseURL is empty.
+	SQLitePath string
+	// Now overrides the clock (tests). Times are always stored in UTC.
+	Now func() time.Time
+	// Log receives slow-query and error logs; nil discards them.
+	Log *slog.Logger
+	// MaxOpenConns bounds the PostgreSQL pool (0 = 20).
+	MaxOpenConns int
+}
+
+// Open connects to PostgreSQL (DatabaseURL set) or opens the embedded SQLite
+// file in WAL mode. It does not migrate; call Migrate.
+func Open(ctx context.Context, opt Options) (*Store, error) {
+	var (
+		dial    gorm.Dialector
+		dialect Dialect
+	)
+	switch {
+	case opt.DatabaseURL != "":
+		if !strings.HasPrefix(opt.DatabaseURL, "postgres://") && !strings.HasPrefix(opt.DatabaseURL, "postgresql://") {
+			return nil, fmt.Errorf("DATABASE_URL must start with postgres:// or postgresql://")
+		}
+		dial, dialect = postgres.Open(opt.DatabaseURL), Postgres
+	default:
+		path := opt.SQLitePath
+		if path == "" {
+			path = "claudemesh.db"
+		}
+		// _txlock=immediate takes the write lock at BEGIN, so two writers queue
+		// on busy_timeout instead of failing with SQLITE_BUSY on upgrade.
+		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		dial, dialect = sqlite.Open(dsn), SQLite
+	}
+	db, err := gorm.Open(dial, &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+		TranslateError:         false,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("database handle: %w", err)
+	}
+	if dialect == SQLite {
+		// One writer at a time is SQLite's model; a single connection also
+		// makes every transaction strictly serial, which the seq allocator needs.
+		sqlDB.SetMaxOpenConns(1)
+	} else {
+		n := opt.MaxOpenConns
+		if n == 0 {
+			n = 20
+		}
+		sqlDB.SetMaxOpenConns(n)
+		sqlDB.SetMaxIdleConns(n)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("reach %s database: %w", dialect, err)
+	}
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{db: db, dialect: dialect, now: now, lastUsed: newUsageThrottle()}, nil
+}
+
+// Dialect reports which database the store talks to.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// SetHooks installs test hooks. Not safe to call concurrently with requests.
+func (s *Store) SetHooks(h Hooks) { s.hooks = h }
+
+// Close releases the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks that the database answers (readiness).
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Migrate applies every pending migration of the store's dialect and returns
+// the resulting schema version.
+func (s *Store) Migrate(ctx context.Context) (int64, error) {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return 0, err
+	}
+	var (
+		fsys    fs.FS
+		dialect goose.Dialect
+	)
+	if s.dialect == Postgres {
+		fsys, dialect = migrations.Postgres, goose.DialectPostgres
+		fsys, _ = fs.Sub(fsys, "postgres")
+	} else {
+		fsys, dialect = migrations.SQLite, goose.DialectSQLite3
+		fsys, _ = fs.Sub(fsys, "sqlite")
+	}
+	p, err := goose.NewProvider(dialect, sqlDB, fsys)
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return 0, fmt.Errorf("apply migrations: %w", err)
+	}
+	v, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// SQLDB exposes the pool for tools that need plain database/sql (tests, pgbench-like benchmarks).
+func (s *Store) SQLDB() (*sql.DB, error) { return s.db.DB() }
+
+// nowUTC is the store's clock, in UTC at microsecond precision so that a
+// time read back from PostgreSQL equals the one written.
+func (s *Store) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// tx runs fn in one transaction.
+func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.db.WithContext(ctx).Transaction(fn)
+}
+
+// step calls the test hook for a named step, if any.
+func (s *Store) step(name string) error {
+	if s.hooks.AfterStep == nil {
+		return nil
+	}
+	if err := s.hooks.AfterStep(name); err != nil {
+		return fmt.Errorf("step %s: %w", name, err)
+	}
+	return nil
+}
+
+// forUpdate adds a row lock on PostgreSQL; SQLite's single writer already
+// serialises the transaction.
+func (s *Store) forUpdate(q *gorm.DB) *gorm.DB {
+	if s.dialect == Postgres {
+		return q.Clauses(lockingUpdate)
+	}
+	return q
+}
+
+// isUniqueViolation reports a unique-index conflict in either dialect.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "SQLSTATE 23505") || strings.Contains(msg, "UNIQUE constraint failed")
+}
+
+// uniqueIndexOf names the index behind a unique violation, when the driver says.
+func uniqueIndexOf(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "unique constraint \""); i >= 0 {
+		rest := msg[i+len("unique constraint \""):]
+		if j := strings.IndexByte(rest, '"'); j >= 0 {
+			return rest[:j]
+		}
+	}
+	if i := strings.Index(msg, "UNIQUE constraint failed: "); i >= 0 {
+		return msg[i+len("UNIQUE constraint failed: "):]
+	}
+	return ""
+}
