@@ -38,7 +38,7 @@ func (p PageRequest) normalise() (limit int, after string, err error) {
 	if p.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
 		if err != nil || !ValidID(string(b)) {
-			return 0, "", Invalid(FieldError{"cursor", "is not a cursor this server issued"})
+			return 0, "", E(KindBadRequest, "invalid_query", "cursor is not a cursor this server issued")
 		}
 		after = string(b)
 	}

@@ -1,0 +1,145 @@
+package api
+
+import (
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the broker's configuration, read from the environment.
+type Config struct {
+	Port            int
+	DatabaseURL     string
+	SQLitePath      string
+	StatusTTL       time.Duration
+	HookFreshWindow time.Duration
+	NATSURL         string
+	JWTSecret       []byte // nil: generated once and kept in the database
+	MaxMessageBytes int
+	LogLevel        slog.Level
+	CORSOrigins     []string
+	// RateLimit is the per-principal (or per-IP when anonymous) request rate.
+	RateLimit      float64
+	RateLimitBurst int
+	// AuthRateLimit guards signup, login, refresh and join per client IP.
+	AuthRateLimit      float64
+	AuthRateLimitBurst int
+}
+
+// BodyLimit bounds every request body: room for the largest ciphertext in
+// base64 plus the JSON around it.
+func (c Config) BodyLimit() int64 { return int64(c.MaxMessageBytes)*4/3 + 16<<10 }
+
+// ConfigError names the variable that stopped start-up.
+type ConfigError struct {
+	Var, Problem string
+}
+
+func (e *ConfigError) Error() string { return e.Var + ": " + e.Problem }
+
+// LoadConfig reads the environment through getenv (os.Getenv in main). The
+// first bad variable is reported as one line naming it.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := Config{
+		DatabaseURL: strings.TrimSpace(getenv("DATABASE_URL")),
+		SQLitePath:  orDefault(getenv("CLAUDEMESH_SQLITE_PATH"), "claudemesh.db"),
+		NATSURL:     strings.TrimSpace(getenv("NATS_URL")),
+	}
+	var err error
+	intVar := func(name string, def, lo, hi int) int {
+		if err != nil {
+			return 0
+		}
+		raw := strings.TrimSpace(getenv(name))
+		if raw == "" {
+			return def
+		}
+		n, convErr := strconv.Atoi(raw)
+		if convErr != nil || n < lo || n > hi {
+			err = &ConfigError{name, fmt.Sprintf("must be an integer from %d to %d, got %q", lo, hi, raw)}
+			return 0
+		}
+		return n
+	}
+	floatVar := func(name string, def, lo, hi float64) float64 {
+		if err != nil {
+			return 0
+		}
+		raw := strings.TrimSpace(getenv(name))
+		if raw == "" {
+			return def
+		}
+		f, convErr := strconv.ParseFloat(raw, 64)
+		if convErr != nil || f < lo || f > hi {
+			err = &ConfigError{name, fmt.Sprintf("must be a number from %g to %g, got %q", lo, hi, raw)}
+			return 0
+		}
+		return f
+	}
+	c.Port = intVar("BROKER_PORT", 7900, 1, 65535)
+	c.StatusTTL = time.Duration(intVar("STATUS_TTL_SECONDS", 60, 1, 86400)) * time.Second
+	c.HookFreshWindow = time.Duration(intVar("HOOK_FRESH_WINDOW_SECONDS", 30, 0, 3600)) * time.Second
+	c.MaxMessageBytes = intVar("MAX_MESSAGE_BYTES", 65536, 1024, 16<<20)
+	c.RateLimit = floatVar("RATE_LIMIT_PER_SECOND", 50, 0.01, 1e6)
+	c.RateLimitBurst = intVar("RATE_LIMIT_BURST", 100, 1, 1e6)
+	c.AuthRateLimit = floatVar("AUTH_RATE_LIMIT_PER_SECOND", 0.5, 0.001, 1e6)
+	c.AuthRateLimitBurst = intVar("AUTH_RATE_LIMIT_BURST", 10, 1, 1e6)
+	if err != nil {
+		return Config{}, err
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return Config{}, &ConfigError{"DATABASE_URL", "must be a postgres:// or postgresql:// URL (leave it empty for the embedded SQLite)"}
+	}
+	if c.NATSURL != "" && !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
+		return Config{}, &ConfigError{"NATS_URL", "must be a nats:// or tls:// URL"}
+	}
+	if raw := getenv("JWT_SECRET"); raw != "" {
+		secret, decErr := base64.StdEncoding.DecodeString(raw)
+		if decErr != nil {
+			secret = []byte(raw)
+		}
+		if len(secret) < 32 {
+			return Config{}, &ConfigError{"JWT_SECRET", "must be at least 32 bytes (raw, or base64 of at least 32 bytes)"}
+		}
+		c.JWTSecret = secret
+	}
+	switch lv := strings.ToLower(strings.TrimSpace(getenv("LOG_LEVEL"))); lv {
+	case "", "info":
+		c.LogLevel = slog.LevelInfo
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "warn", "warning":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		return Config{}, &ConfigError{"LOG_LEVEL", fmt.Sprintf("must be debug, info, warn or error, got %q", lv)}
+	}
+	if raw := strings.TrimSpace(getenv("CORS_ORIGINS")); raw != "" {
+		for _, o := range strings.Split(raw, ",") {
+			o = strings.TrimSpace(o)
+			if o == "" {
+				continue
+			}
+			if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+				return Config{}, &ConfigError{"CORS_ORIGINS", fmt.Sprintf("%q is not an http(s) origin or *", o)}
+			}
+			c.CORSOrigins = append(c.CORSOrigins, o)
+		}
+	}
+	return c, nil
+}
+
+func orDefault(v, def string) string {
+	if strings.TrimSpace(v) == "" {
+		return def
+	}
+	return v
+}

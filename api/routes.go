@@ -1,0 +1,53 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/claudemesh/claudemesh-go/handlers"
+	"github.com/claudemesh/claudemesh-go/middleware"
+	"github.com/claudemesh/claudemesh-go/models"
+)
+
+// routes is the whole REST surface, grouped by who may call it. Nothing
+// registers routes anywhere else; openapi.yaml lists exactly these (a test
+// fails when the two differ). Guards are attached per route rather than with
+// Group.Use, which would also swallow unknown paths under the prefix.
+func (s *Server) routes(h *handlers.Handler, metrics http.Handler) {
+	e := s.Echo
+	authLimited := s.authLimiter.Middleware
+
+	// ---- public: probes, contract, metrics ----
+	e.GET("/health", h.Health)
+	e.GET("/ready", h.Ready)
+	e.GET("/metrics", echo.WrapHandler(metrics))
+	e.GET("/openapi.yaml", h.OpenAPISpec)
+
+	// ---- public, rate limited per IP: accounts and joining ----
+	e.POST("/v1/auth/signup", h.Signup, authLimited)
+	e.POST("/v1/auth/login", h.Login, authLimited)
+	e.POST("/v1/auth/refresh", h.Refresh, authLimited)
+	e.POST("/v1/auth/logout", h.Logout, authLimited)
+	e.POST("/v1/join", h.Join, authLimited)
+
+	// ---- user (dashboard JWT): the user's own account and meshes ----
+	user := middleware.RequireUser
+	e.GET("/v1/me", h.Me, user)
+	e.POST("/v1/meshes", h.CreateMesh, user)
+	e.GET("/v1/meshes", h.ListMeshes, user)
+	e.GET("/v1/meshes/:id", h.GetMesh, user)
+	e.POST("/v1/meshes/:id/session", h.CreateMemberSession, user)
+
+	// ---- user or member: mesh administration ----
+	e.POST("/v1/meshes/:id/invites", h.CreateInvite, middleware.RequireAny)
+
+	// ---- member (API key or member JWT): one mesh only ----
+	read := middleware.RequireMember(models.CapRead)
+	anyMember := middleware.RequireMember()
+	e.GET("/v1/members", h.ListMembers, read)
+	e.DELETE("/v1/members/:id", h.RevokeMember, middleware.RequireMember(models.CapAdmin))
+	e.POST("/v1/api-keys", h.CreateAPIKey, anyMember)
+	e.GET("/v1/api-keys", h.ListAPIKeys, anyMember)
+	e.DELETE("/v1/api-keys/:id", h.RevokeAPIKey, anyMember)
+}

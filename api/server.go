@@ -1,0 +1,146 @@
+// Package api assembles the broker: the Echo instance, the route table, the
+// OpenAPI document and the one error handler.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	echomw "github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	claudemesh "github.com/claudemesh/claudemesh-go"
+	"github.com/claudemesh/claudemesh-go/handlers"
+	"github.com/claudemesh/claudemesh-go/middleware"
+	"github.com/claudemesh/claudemesh-go/models"
+)
+
+// Server is an assembled broker.
+type Server struct {
+	Echo        *echo.Echo
+	cfg         Config
+	log         *slog.Logger
+	limiter     *middleware.RateLimiter
+	authLimiter *middleware.RateLimiter
+	ipLimiter   *middleware.RateLimiter
+}
+
+// New builds the server over an open, migrated store.
+func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger) (*Server, error) {
+	secret := cfg.JWTSecret
+	if secret == nil {
+		var err error
+		if secret, err = store.JWTSecret(ctx); err != nil {
+			return nil, err
+		}
+	}
+	tokens, err := middleware.NewTokens(secret, nil)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(log)
+	s := &Server{
+		Echo: e, cfg: cfg, log: log,
+		limiter:     middleware.NewRateLimiter(cfg.RateLimit, cfg.RateLimitBurst),
+		authLimiter: middleware.NewRateLimiter(cfg.AuthRateLimit, cfg.AuthRateLimitBurst),
+		// Anonymous and bad-credential traffic per IP, before auth runs, so
+		// guessing keys is rate limited too.
+		ipLimiter: middleware.NewRateLimiter(cfg.RateLimit*4, cfg.RateLimitBurst*4),
+	}
+	auth := &middleware.Authenticator{Store: store, Tokens: tokens}
+	e.Use(middleware.RequestID)
+	e.Use(middleware.Observe(log, middleware.NewMetrics(reg)))
+	e.Use(middleware.Recover(log))
+	if len(cfg.CORSOrigins) > 0 {
+		e.Use(echomw.CORSWithConfig(echomw.CORSConfig{
+			AllowOrigins:  cfg.CORSOrigins,
+			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, "Last-Event-ID", echo.HeaderXRequestID},
+			ExposeHeaders: []string{echo.HeaderXRequestID, "Retry-After"},
+			MaxAge:        600,
+		}))
+	}
+	e.Use(echomw.BodyLimit(strconv.FormatInt(cfg.BodyLimit(), 10) + "B"))
+	e.Use(ipLimit(s.ipLimiter))
+	e.Use(auth.Authenticate)
+	e.Use(s.limiter.Middleware)
+
+	h := &handlers.Handler{Store: store, Tokens: tokens, Log: log, OpenAPI: claudemesh.OpenAPI}
+	s.routes(h, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return s, nil
+}
+
+// ipLimit limits every request per client IP, whatever its credential.
+func ipLimit(rl *middleware.RateLimiter) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if ok, wait := rl.Allow("ip:" + c.RealIP()); !ok {
+				return &models.Error{Kind: models.KindRateLimited, Code: "rate_limited", Detail: "too many requests from this address",
+					RetryAfterSeconds: int(wait.Seconds()) + 1}
+			}
+			return next(c)
+		}
+	}
+}
+
+// Run serves on the configured port until ctx ends, then drains for up to
+// ten seconds.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", s.cfg.Port))
+	if err != nil {
+		return fmt.Errorf("listen on BROKER_PORT %d: %w", s.cfg.Port, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	bg, stop := context.WithCancel(ctx)
+	defer stop()
+	go s.limiter.Run(bg)
+	go s.authLimiter.Run(bg)
+	go s.ipLimiter.Run(bg)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("broker listening", slog.String("addr", ln.Addr().String()))
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func jsonEncode(c echo.Context, v any) error {
+	return json.NewEncoder(c.Response()).Encode(v)
+}

@@ -1,0 +1,121 @@
+// Command claudemesh-broker runs the claudemesh broker and its maintenance
+// tasks:
+//
+//	claudemesh-broker [serve]                     serve HTTP, SSE and WebSocket on BROKER_PORT
+//	claudemesh-broker migrate                     apply database migrations and exit
+//	claudemesh-broker backfill-owner-members [--dry-run]
+//	                                              give owners without a member row one
+//	claudemesh-broker version                     print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/claudemesh/claudemesh-go/api"
+	"github.com/claudemesh/claudemesh-go/models"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "claudemesh-broker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "claudemesh-broker", buildVersion())
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprintln(stdout, "usage: claudemesh-broker [serve | migrate | backfill-owner-members [--dry-run] | version]")
+		return nil
+	case "serve", "migrate", "backfill-owner-members":
+	default:
+		return fmt.Errorf("unknown command %q (try: serve, migrate, backfill-owner-members, version)", cmd)
+	}
+	cfg, err := api.LoadConfig(getenv)
+	if err != nil {
+		var ce *api.ConfigError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("bad configuration: %w", err)
+		}
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	store, err := models.Open(ctx, models.Options{DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath, Log: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	v, err := store.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "migrate":
+		fmt.Fprintf(stdout, "%s schema at version %d\n", store.Dialect(), v)
+		return nil
+	case "backfill-owner-members":
+		return backfill(ctx, store, args, stdout)
+	}
+	log.Info("database ready", slog.String("dialect", string(store.Dialect())), slog.Int64("schema_version", v))
+	srv, err := api.New(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+func backfill(ctx context.Context, store *models.Store, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("backfill-owner-members", flag.ContinueOnError)
+	dry := fs.Bool("dry-run", false, "list the meshes that need an owner member without changing anything")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	res, err := store.BackfillOwnerMembers(ctx, *dry)
+	for _, r := range res {
+		if r.Created {
+			fmt.Fprintf(stdout, "created owner member %s (@%s) in mesh %s (%s)\n", r.MemberID, r.DisplayName, r.MeshID, r.Slug)
+		} else {
+			fmt.Fprintf(stdout, "would create owner member in mesh %s (%s)\n", r.MeshID, r.Slug)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	verb := "created"
+	if *dry {
+		verb = "would create"
+	}
+	fmt.Fprintf(stdout, "%s %d owner member(s)\n", verb, len(res))
+	return nil
+}
+
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return version
+}
