@@ -233,4 +233,6 @@ func (s *Store) LiveMemberPrincipal(ctx context.Context, memberID, meshID string
 
 func validDisplayName(s string) bool { return displayNameRe.MatchString(s) }
 
-func validPubkey(s string) bool { return pubkeyRe.MatchString(strings.TrimSpace(s)) && s == strings.TrimSpace(s) }
+func validPubkey(s string) bool {
+	return pubkeyRe.MatchString(strings.TrimSpace(s)) && s == strings.TrimSpace(s)
+}
