@@ -316,6 +316,8 @@ func TestOpenAPISpecLoads(t *testing.T) {
 		t.Errorf("openapi version %q, want 3.0.x", doc.OpenAPI)
 	}
 
+	// A sample of operations pinned to their routes; the full route set is
+	// kept in step with the server by TestRoutesMatchOpenAPI.
 	want := map[string]string{
 		"health":              "GET /health",
 		"ready":               "GET /ready",
@@ -369,11 +371,6 @@ func TestOpenAPISpecLoads(t *testing.T) {
 	for id, name := range want {
 		if got[id] != name {
 			t.Errorf("operationId %q: got %q, want %q", id, got[id], name)
-		}
-	}
-	for id, name := range got {
-		if _, ok := want[id]; !ok {
-			t.Errorf("unexpected operation %s (%s): update this test with the spec", id, name)
 		}
 	}
 	for _, scheme := range []string{"userBearer", "memberBearer"} {
@@ -545,15 +542,12 @@ func TestContractClientSelfCheck(t *testing.T) {
 	// Route parity: a complete table passes; gaps are reported both ways.
 	e := echo.New()
 	noop := func(echo.Context) error { return nil }
-	for _, name := range []string{
-		"GET /health", "GET /ready", "GET /metrics", "GET /openapi.yaml",
-		"POST /v1/auth/signup", "POST /v1/auth/login", "POST /v1/auth/refresh", "POST /v1/auth/logout",
-		"POST /v1/join", "GET /v1/me", "POST /v1/meshes", "GET /v1/meshes", "GET /v1/meshes/:id",
-		"POST /v1/meshes/:id/session", "POST /v1/meshes/:id/invites", "GET /v1/members",
-		"DELETE /v1/members/:id", "POST /v1/api-keys", "GET /v1/api-keys", "DELETE /v1/api-keys/:id",
-	} {
-		method, path, _ := strings.Cut(name, " ")
-		e.Add(method, path, noop)
+	// The complete table is every operation of the spec, as echo paths.
+	for path, item := range loadSpec(t).Paths.Map() {
+		echoPath := regexp.MustCompile(`\{([^}]+)\}`).ReplaceAllString(path, ":$1")
+		for method := range item.Operations() {
+			e.Add(method, echoPath, noop)
+		}
 	}
 	e.RouteNotFound("/*", noop)
 	e.Static("/assets", t.TempDir())

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -57,8 +58,12 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		p := problem{Type: "about:blank", RequestID: middleware.RequestIDFrom(c)}
-		var he *echo.HTTPError
+		var (
+			he    *echo.HTTPError
+			extra map[string]any
+		)
 		if de, ok := models.AsError(err); ok {
+			extra = de.Extra
 			p.Status = kindStatus[de.Kind]
 			p.Code, p.Detail, p.Errors = de.Code, de.Detail, de.Fields
 			if de.Kind == models.KindRateLimited {
@@ -94,6 +99,28 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
 		c.Response().WriteHeader(p.Status)
-		_ = jsonEncode(c, p)
+		_ = jsonEncode(c, withExtra(p, extra))
 	}
+}
+
+// withExtra adds a domain error's extension members (RFC 9457 §3.2) to the
+// problem, never overriding the standard ones.
+func withExtra(p problem, extra map[string]any) any {
+	if len(extra) == 0 {
+		return p
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return p
+	}
+	out := map[string]any{}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return p
+	}
+	for k, v := range extra {
+		if _, taken := out[k]; !taken {
+			out[k] = v
+		}
+	}
+	return out
 }

@@ -25,7 +25,7 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef-test-secret")
 
 // env is one broker on a real loopback HTTP server over a fresh database.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *api.Server
 	base   string
 	client *http.Client
@@ -40,7 +40,7 @@ func eachEnv(t *testing.T, fn func(t *testing.T, e *env)) {
 	}
 }
 
-func newEnv(t *testing.T, d models.Dialect, tweak func(*api.Config)) *env {
+func newEnv(t testing.TB, d models.Dialect, tweak func(*api.Config)) *env {
 	t.Helper()
 	cfg, err := api.LoadConfig(func(string) string { return "" })
 	if err != nil {

@@ -45,9 +45,36 @@ func (s *Server) routes(h *handlers.Handler, metrics http.Handler) {
 	// ---- member (API key or member JWT): one mesh only ----
 	read := middleware.RequireMember(models.CapRead)
 	anyMember := middleware.RequireMember()
+	send := middleware.RequireMember(models.CapSend)
 	e.GET("/v1/members", h.ListMembers, read)
 	e.DELETE("/v1/members/:id", h.RevokeMember, middleware.RequireMember(models.CapAdmin))
 	e.POST("/v1/api-keys", h.CreateAPIKey, anyMember)
 	e.GET("/v1/api-keys", h.ListAPIKeys, anyMember)
 	e.DELETE("/v1/api-keys/:id", h.RevokeAPIKey, anyMember)
+	e.POST("/v1/me/peer-pubkey", h.SetPeerPubkey, anyMember)
+
+	// topics
+	e.GET("/v1/topics", h.ListTopics, read)
+	e.POST("/v1/topics", h.CreateTopic, send)
+	e.GET("/v1/topics/:name", h.GetTopic, read)
+	e.DELETE("/v1/topics/:name", h.ArchiveTopic, send)
+	e.POST("/v1/topics/:name/join", h.JoinTopic, read)
+	e.GET("/v1/topics/:name/members", h.ListTopicMembers, read)
+	e.POST("/v1/topics/:name/members", h.AddTopicMember, send)
+	e.DELETE("/v1/topics/:name/members/:memberId", h.RemoveTopicMember, anyMember)
+	e.PATCH("/v1/topics/:name/read", h.MarkRead, read)
+
+	// messages
+	e.POST("/v1/messages", h.PostMessage, send)
+	e.GET("/v1/topics/:name/messages", h.History, read)
+
+	// topic keys (seed 003)
+	e.GET("/v1/topics/:name/key", h.MyTopicKey, read)
+	e.POST("/v1/topics/:name/claim-key", h.ClaimKey, send)
+	e.GET("/v1/topics/:name/pending-seals", h.PendingSeals, read)
+	e.POST("/v1/topics/:name/seal", h.Seal, send)
+
+	// notifications
+	e.GET("/v1/notifications", h.ListNotifications, read)
+	e.POST("/v1/notifications/read", h.MarkNotificationsRead, read)
 }

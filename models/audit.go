@@ -21,6 +21,16 @@ const (
 	AuditInviteCreated   = "invite.created"
 	AuditKeyCreated      = "api_key.created"
 	AuditKeyRevoked      = "api_key.revoked"
+
+	AuditTopicCreated       = "topic.created"
+	AuditTopicArchived      = "topic.archived"
+	AuditTopicJoined        = "topic.joined"
+	AuditTopicMemberAdded   = "topic.member_added"
+	AuditTopicMemberRemoved = "topic.member_removed"
+	AuditTopicKeyClaimed    = "topic.key_claimed"
+	AuditTopicSealed        = "topic.sealed"
+	AuditPubkeyChanged      = "member.pubkey_changed"
+	AuditMessageSent        = "message.sent"
 )
 
 // AuditEvent is one link of a mesh's hash-chained audit log. Metadata holds
@@ -52,18 +62,37 @@ func (s *Store) appendAudit(tx *gorm.DB, meshID, kind, actorID, target string, m
 	if seq == 0 {
 		return fmt.Errorf("audit seq: mesh %s not found", meshID)
 	}
-	prev := genesisHash
-	if seq > 1 {
-		if err := tx.Raw("SELECT hash FROM audit_events WHERE mesh_id = ? AND seq = ?", meshID, seq-1).Scan(&prev).Error; err != nil {
-			return fmt.Errorf("audit prev hash: %w", err)
-		}
+	prev, err := auditPrevHash(tx, meshID, seq)
+	if err != nil {
+		return err
 	}
+	_, err = s.writeAudit(tx, meshID, seq, prev, kind, actorID, target, meta)
+	return err
+}
+
+// auditPrevHash reads the hash of the event before seq (genesis for seq 1).
+func auditPrevHash(tx *gorm.DB, meshID string, seq int64) (string, error) {
+	if seq <= 1 {
+		return genesisHash, nil
+	}
+	var prev string
+	if err := tx.Raw("SELECT hash FROM audit_events WHERE mesh_id = ? AND seq = ?", meshID, seq-1).Scan(&prev).Error; err != nil {
+		return "", fmt.Errorf("audit prev hash: %w", err)
+	}
+	if prev == "" {
+		return "", fmt.Errorf("audit chain of mesh %s has no event %d", meshID, seq-1)
+	}
+	return prev, nil
+}
+
+// writeAudit inserts the event with an already-allocated seq and returns its hash.
+func (s *Store) writeAudit(tx *gorm.DB, meshID string, seq int64, prev, kind, actorID, target string, meta map[string]any) (string, error) {
 	if meta == nil {
 		meta = map[string]any{}
 	}
 	metaJSON, err := json.Marshal(meta)
 	if err != nil {
-		return fmt.Errorf("audit metadata: %w", err)
+		return "", fmt.Errorf("audit metadata: %w", err)
 	}
 	ev := AuditEvent{ID: NewID(), MeshID: meshID, Seq: seq, Kind: kind, Target: target, Metadata: string(metaJSON), CreatedAt: s.nowUTC(), PrevHash: prev}
 	if actorID != "" {
@@ -72,9 +101,9 @@ func (s *Store) appendAudit(tx *gorm.DB, meshID, kind, actorID, target string, m
 	}
 	ev.Hash = ev.computeHash()
 	if err := tx.Create(&ev).Error; err != nil {
-		return fmt.Errorf("insert audit event: %w", err)
+		return "", fmt.Errorf("insert audit event: %w", err)
 	}
-	return nil
+	return ev.Hash, nil
 }
 
 // computeHash is SHA-256 over a fixed, newline-joined rendering of every

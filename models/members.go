@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/claudemesh/claudemesh-go/meshcrypto"
 )
 
 // Member roles.
@@ -233,6 +234,13 @@ func (s *Store) LiveMemberPrincipal(ctx context.Context, memberID, meshID string
 
 func validDisplayName(s string) bool { return displayNameRe.MatchString(s) }
 
+// validPubkey accepts 64 lowercase hex characters that decode to an ed25519
+// point libsodium would convert to x25519; any other key could never
+// receive a sealed topic key or a direct message.
 func validPubkey(s string) bool {
-	return pubkeyRe.MatchString(strings.TrimSpace(s)) && s == strings.TrimSpace(s)
+	if !pubkeyRe.MatchString(s) {
+		return false
+	}
+	_, err := meshcrypto.ParsePublicKeyHex(s)
+	return err == nil
 }

@@ -59,14 +59,8 @@ func pageByID[T any](q *gorm.DB, p PageRequest, idOf func(T) string) (Page[T], e
 	if err := q.Order("id").Limit(limit + 1).Find(&rows).Error; err != nil {
 		return Page[T]{}, fmt.Errorf("list: %w", err)
 	}
-	out := Page[T]{Items: rows}
-	if len(rows) > limit {
-		out.Items = rows[:limit]
-		out.HasMore = true
-		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(idOf(rows[limit-1])))
-	}
-	if out.Items == nil {
-		out.Items = []T{}
-	}
-	return out, nil
+	return cut(rows, limit, idOf), nil
 }
+
+// encodeCursor makes an opaque cursor from an id.
+func encodeCursor(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }

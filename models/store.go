@@ -39,6 +39,11 @@ type Store struct {
 	lastUsed *usageThrottle
 	// hooks lets tests inject a failure between the steps of a transaction.
 	hooks Hooks
+	// commits batches concurrent message posts per mesh (group commit).
+	commits *committer
+	// onCommit receives committed messages in seq order (the stream hub).
+	onCommit        func([]MessageRow)
+	maxMessageBytes int
 }
 
 // Hooks are test seams: a non-nil function is called at a named step inside
@@ -59,6 +64,8 @@ type Options struct {
 	Log *slog.Logger
 	// MaxOpenConns bounds the PostgreSQL pool (0 = 20).
 	MaxOpenConns int
+	// MaxMessageBytes bounds a decoded ciphertext (0 = 65536).
+	MaxMessageBytes int
 }
 
 // Open connects to PostgreSQL (DatabaseURL set) or opens the embedded SQLite
@@ -119,7 +126,13 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: db, dialect: dialect, now: now, lastUsed: newUsageThrottle()}, nil
+	maxBytes := opt.MaxMessageBytes
+	if maxBytes == 0 {
+		maxBytes = 65536
+	}
+	s := &Store{db: db, dialect: dialect, now: now, lastUsed: newUsageThrottle(), maxMessageBytes: maxBytes}
+	s.commits = newCommitter(s)
+	return s, nil
 }
 
 // Dialect reports which database the store talks to.
@@ -128,8 +141,14 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 // SetHooks installs test hooks. Not safe to call concurrently with requests.
 func (s *Store) SetHooks(h Hooks) { s.hooks = h }
 
-// Close releases the connection pool.
+// OnCommit registers the function that receives every committed batch of
+// messages, in seq order, before the posters are answered. Set it once,
+// before serving.
+func (s *Store) OnCommit(fn func([]MessageRow)) { s.onCommit = fn }
+
+// Close waits for queued posts to commit, then releases the connection pool.
 func (s *Store) Close() error {
+	s.commits.wait()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err

@@ -1,0 +1,108 @@
+package handlers
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/claudemesh/claudemesh-go/middleware"
+	"github.com/claudemesh/claudemesh-go/models"
+)
+
+// MessageView is a message as every transport renders it (REST history,
+// SSE and WebSocket events), so the fields are the same everywhere.
+type MessageView struct {
+	ID                string    `json:"id"`
+	MeshID            string    `json:"meshId"`
+	TopicID           string    `json:"topicId"`
+	Topic             string    `json:"topic"`
+	Seq               int64     `json:"seq"`
+	SenderMemberID    string    `json:"senderMemberId"`
+	SenderPubkey      string    `json:"senderPubkey"`
+	SenderDisplayName string    `json:"senderDisplayName"`
+	Ciphertext        string    `json:"ciphertext"`
+	Nonce             string    `json:"nonce"`
+	BodyVersion       int       `json:"bodyVersion"`
+	Priority          string    `json:"priority"`
+	ReplyToID         *string   `json:"replyToId"`
+	ClientMessageID   *string   `json:"clientMessageId"`
+	CreatedAt         time.Time `json:"createdAt"`
+}
+
+// ViewMessage renders a stored message.
+func ViewMessage(m *models.MessageRow) MessageView {
+	return MessageView{ID: m.ID, MeshID: m.MeshID, TopicID: m.TopicID, Topic: m.TopicName, Seq: m.Seq, SenderMemberID: m.SenderMemberID,
+		SenderPubkey: m.SenderPubkey, SenderDisplayName: m.SenderDisplayName, Ciphertext: m.Ciphertext, Nonce: m.Nonce,
+		BodyVersion: m.BodyVersion, Priority: m.Priority, ReplyToID: m.ReplyToID, ClientMessageID: m.ClientMessageID, CreatedAt: utc(m.CreatedAt)}
+}
+
+type postMessageRequest struct {
+	Topic           string    `json:"topic"`
+	Ciphertext      string    `json:"ciphertext"`
+	Nonce           string    `json:"nonce"`
+	BodyVersion     int       `json:"bodyVersion"`
+	Priority        string    `json:"priority"`
+	Mentions        *[]string `json:"mentions"`
+	ReplyToID       *string   `json:"replyToId"`
+	ClientMessageID *string   `json:"clientMessageId"`
+}
+
+// PostMessage posts to a topic: POST /v1/messages. 201 for a new message,
+// 200 with the original when the clientMessageId was already used.
+func (h *Handler) PostMessage(c echo.Context) error {
+	var req postMessageRequest
+	if err := bind(c, &req, false); err != nil {
+		return err
+	}
+	in := models.PostInput{Topic: req.Topic, Ciphertext: req.Ciphertext, Nonce: req.Nonce, BodyVersion: req.BodyVersion, Priority: req.Priority}
+	if req.Mentions != nil {
+		in.Mentions = *req.Mentions
+		if in.Mentions == nil {
+			in.Mentions = []string{}
+		}
+	}
+	if req.ReplyToID != nil {
+		in.ReplyToID = *req.ReplyToID
+	}
+	if req.ClientMessageID != nil {
+		in.ClientMessageID = *req.ClientMessageID
+	}
+	posted, err := h.Store.PostMessage(c.Request().Context(), middleware.PrincipalFrom(c), in)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if posted.Replayed {
+		status = http.StatusOK
+	}
+	return c.JSON(status, ViewMessage(&posted.Row))
+}
+
+// History pages a topic by seq: GET /v1/topics/{name}/messages.
+func (h *Handler) History(c echo.Context) error {
+	var q models.HistoryQuery
+	if c.QueryParam("cursor") != "" {
+		return models.E(models.KindBadRequest, "invalid_query", "history pages by seq: pass nextCursor as before= (or after= when paging forward)")
+	}
+	for name, dst := range map[string]*int64{"before": &q.Before, "after": &q.After} {
+		if s := c.QueryParam(name); s != "" {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n < 1 {
+				return models.E(models.KindBadRequest, "invalid_query", "%s must be a positive seq", name)
+			}
+			*dst = n
+		}
+	}
+	pr, err := pageRequest(c)
+	if err != nil {
+		return err
+	}
+	q.Limit = pr.Limit
+	page, err := h.Store.History(c.Request().Context(), middleware.PrincipalFrom(c), topicParam(c), q)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, renderPage(page, ViewMessage))
+}

@@ -1,0 +1,395 @@
+package models
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/claudemesh/claudemesh-go/meshcrypto"
+)
+
+// Message priorities (SPEC §8 delivery gating).
+const (
+	PriorityNow  = "now"
+	PriorityNext = "next"
+	PriorityLow  = "low"
+)
+
+// Message bounds.
+const (
+	NonceBytes             = 24
+	MaxMentions            = 16
+	MaxNotificationsPerMsg = 32
+	maxClientIDLen         = 128
+)
+
+// Message is one row of topic history. seq is mesh-wide: it comes from
+// meshes.last_seq under the mesh row lock, so commit order is seq order.
+type Message struct {
+	ID              string `gorm:"primaryKey"`
+	MeshID          string
+	TopicID         string
+	Seq             int64
+	SenderMemberID  string
+	SenderPubkey    string
+	Nonce           string
+	Ciphertext      string
+	BodyVersion     int
+	Priority        string
+	ReplyToID       *string
+	ClientMessageID *string
+	CreatedAt       time.Time
+}
+
+// MessageRow is a message with the names a reader needs.
+type MessageRow struct {
+	Message
+	TopicName         string
+	SenderDisplayName string
+}
+
+// PostInput is a message as a client submits it.
+type PostInput struct {
+	Topic           string
+	Ciphertext      string
+	Nonce           string
+	BodyVersion     int
+	Priority        string
+	Mentions        []string // explicit; nil means "extract from a v1 body"
+	ReplyToID       string
+	ClientMessageID string
+}
+
+// Posted is the outcome of a post.
+type Posted struct {
+	Row      MessageRow
+	Replayed bool // the clientMessageId was seen before; Row is the original
+	Notified int  // notifications created
+}
+
+var (
+	clientIDRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+	// mentionRe is SPEC §6's regex without its lookahead: the name group is
+	// greedy over the same class, so a match ends where the lookahead would
+	// require, except for runs over 64 characters, which are dropped below.
+	mentionRe = regexp.MustCompile(`(?:^|[^A-Za-z0-9_-])@([A-Za-z0-9_-]+)`)
+)
+
+// ExtractMentions applies SPEC §6's v1 mention rule to plaintext: at most
+// MaxMentions unique, lower-cased names in order of appearance.
+func ExtractMentions(text string) []string {
+	var out []string
+	for _, m := range mentionRe.FindAllStringSubmatch(text, -1) {
+		name := strings.ToLower(m[1])
+		if len(name) > 64 || contains(out, name) {
+			continue
+		}
+		out = append(out, name)
+		if len(out) == MaxMentions {
+			break
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// normalise validates a post without touching the database and resolves
+// the mention list.
+func (in *PostInput) normalise(maxBytes int) error {
+	in.Topic = NormaliseTopicName(strings.TrimSpace(in.Topic))
+	if in.Priority == "" {
+		in.Priority = PriorityNext
+	}
+	var fe []FieldError
+	if !topicNameRe.MatchString(in.Topic) {
+		fe = append(fe, FieldError{"topic", "must be a topic name"})
+	}
+	if in.BodyVersion != 1 && in.BodyVersion != 2 {
+		fe = append(fe, FieldError{"bodyVersion", "must be 1 or 2"})
+	}
+	var body []byte
+	switch {
+	case in.Ciphertext == "":
+		fe = append(fe, FieldError{"ciphertext", "is required"})
+	case base64.StdEncoding.DecodedLen(len(in.Ciphertext)) > maxBytes+3:
+		return &Error{Kind: KindTooLarge, Code: "message_too_large", Detail: fmt.Sprintf("the ciphertext is over %d bytes", maxBytes)}
+	default:
+		var err error
+		body, err = meshcrypto.DecodeBase64(in.Ciphertext)
+		switch {
+		case err != nil:
+			fe = append(fe, FieldError{"ciphertext", "must be canonical standard base64"})
+		case len(body) > maxBytes:
+			return &Error{Kind: KindTooLarge, Code: "message_too_large", Detail: fmt.Sprintf("the ciphertext is over %d bytes", maxBytes)}
+		}
+	}
+	if in.BodyVersion == 2 || in.Nonce != "" {
+		if n, err := meshcrypto.DecodeBase64(in.Nonce); err != nil || len(n) != NonceBytes {
+			fe = append(fe, FieldError{"nonce", "must be canonical standard base64 of exactly 24 bytes"})
+		}
+	}
+	if in.Priority != PriorityNow && in.Priority != PriorityNext && in.Priority != PriorityLow {
+		fe = append(fe, FieldError{"priority", "must be now, next or low"})
+	}
+	if in.ClientMessageID != "" && !clientIDRe.MatchString(in.ClientMessageID) {
+		fe = append(fe, FieldError{"clientMessageId", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -"})
+	}
+	if in.ReplyToID != "" && !ValidID(in.ReplyToID) {
+		fe = append(fe, FieldError{"replyToId", "must be a message id"})
+	}
+	if in.Mentions != nil {
+		if len(in.Mentions) > MaxMentions {
+			fe = append(fe, FieldError{"mentions", fmt.Sprintf("at most %d names", MaxMentions)})
+		}
+		var names []string
+		for _, m := range in.Mentions {
+			n := strings.ToLower(strings.TrimPrefix(m, "@"))
+			if !displayNameRe.MatchString(n) {
+				fe = append(fe, FieldError{"mentions", fmt.Sprintf("%q is not a display name", m)})
+				continue
+			}
+			if !contains(names, n) {
+				names = append(names, n)
+			}
+		}
+		in.Mentions = names
+	} else if in.BodyVersion == 1 && body != nil {
+		// The server can read a v1 body (base64 of UTF-8); never a v2 one.
+		in.Mentions = ExtractMentions(string(body))
+	}
+	if fe != nil {
+		return Invalid(fe...)
+	}
+	return nil
+}
+
+// PostMessage validates a post and hands it to the mesh's group committer,
+// which commits it together with whatever else is queued for the mesh.
+func (s *Store) PostMessage(ctx context.Context, p *Principal, in PostInput) (*Posted, error) {
+	if !p.Can(CapSend) {
+		return nil, E(KindForbidden, "capability_required", "posting needs the \"send\" capability")
+	}
+	if err := in.normalise(s.maxMessageBytes); err != nil {
+		return nil, err
+	}
+	req := &postReq{p: p, in: in, done: make(chan struct{})}
+	s.commits.submit(p.MeshID, req)
+	select {
+	case <-req.done:
+		return req.out, req.err
+	case <-ctx.Done():
+		// The post may still commit; a retry with the same clientMessageId
+		// returns it instead of posting twice.
+		return nil, ctx.Err()
+	}
+}
+
+// postOne writes one message inside the batch transaction. The caller wraps
+// it in a savepoint, so a refused message leaves no trace and no seq gap.
+func (s *Store) postOne(tx *gorm.DB, chain *auditChain, req *postReq) (*Posted, error) {
+	p, in := req.p, req.in
+	ta, err := s.topicFor(tx, p, in.Topic)
+	if err != nil {
+		return nil, err
+	}
+	if in.ClientMessageID != "" {
+		if orig, err := s.messageByClientID(tx, p.MemberID, in.ClientMessageID); err != nil || orig != nil {
+			if orig != nil {
+				if orig.TopicName != ta.Topic.Name {
+					return nil, E(KindConflict, "client_message_id_reused", "clientMessageId %q was already used for a message in #%s", in.ClientMessageID, orig.TopicName)
+				}
+				return &Posted{Row: *orig, Replayed: true}, nil
+			}
+			return nil, err
+		}
+	}
+	switch {
+	case ta.Membership == nil:
+		return nil, errNotTopicMem
+	case ta.Membership.Role == TopicRoleObserver:
+		return nil, E(KindForbidden, "observer", "observers of #%s may not post", ta.Topic.Name)
+	case ta.Topic.ArchivedAt != nil:
+		return nil, E(KindConflict, "topic_archived", "#%s is archived", ta.Topic.Name)
+	case ta.Topic.Keyed() && in.BodyVersion == 1:
+		return nil, E(KindConflict, "plaintext_on_keyed_topic", "#%s is end-to-end encrypted: send bodyVersion 2", ta.Topic.Name)
+	}
+	if in.ReplyToID != "" {
+		var topicID string
+		if err := tx.Raw("SELECT topic_id FROM messages WHERE id = ?", in.ReplyToID).Scan(&topicID).Error; err != nil {
+			return nil, fmt.Errorf("find reply target: %w", err)
+		}
+		if topicID != ta.Topic.ID {
+			return nil, Invalid(FieldError{"replyToId", "is not a message of this topic"})
+		}
+	}
+	var seqs struct {
+		LastSeq      int64
+		LastAuditSeq int64
+	}
+	if err := tx.Raw("UPDATE meshes SET last_seq = last_seq + 1, last_audit_seq = last_audit_seq + 1 WHERE id = ? RETURNING last_seq, last_audit_seq", p.MeshID).
+		Scan(&seqs).Error; err != nil {
+		return nil, fmt.Errorf("allocate seq: %w", err)
+	}
+	m := Message{ID: NewID(), MeshID: p.MeshID, TopicID: ta.Topic.ID, Seq: seqs.LastSeq, SenderMemberID: p.MemberID, SenderPubkey: p.Pubkey,
+		Nonce: in.Nonce, Ciphertext: in.Ciphertext, BodyVersion: in.BodyVersion, Priority: in.Priority, CreatedAt: s.nowUTC()}
+	if in.ReplyToID != "" {
+		r := in.ReplyToID
+		m.ReplyToID = &r
+	}
+	if in.ClientMessageID != "" {
+		c := in.ClientMessageID
+		m.ClientMessageID = &c
+	}
+	if err := tx.Create(&m).Error; err != nil {
+		if isUniqueViolation(err) {
+			return nil, errClientIDRace
+		}
+		return nil, fmt.Errorf("insert message: %w", err)
+	}
+	notified, err := s.notifyMentions(tx, &m, in.Mentions)
+	if err != nil {
+		return nil, err
+	}
+	if err := chain.append(s, tx, seqs.LastAuditSeq, AuditMessageSent, p.MemberID, m.ID, map[string]any{
+		"topicId": m.TopicID, "seq": m.Seq, "bytes": base64.StdEncoding.DecodedLen(len(m.Ciphertext)),
+		"bodyVersion": m.BodyVersion, "notified": notified}); err != nil {
+		return nil, err
+	}
+	return &Posted{Row: MessageRow{Message: m, TopicName: ta.Topic.Name, SenderDisplayName: p.DisplayName}, Notified: notified}, nil
+}
+
+// errClientIDRace marks a clientMessageId inserted concurrently by another
+// transaction (another node); the batch re-reads the winner after rollback.
+var errClientIDRace = errors.New("client message id raced")
+
+func (s *Store) messageByClientID(tx *gorm.DB, senderID, clientID string) (*MessageRow, error) {
+	var rows []MessageRow
+	err := messageRows(tx).Where("msg.sender_member_id = ? AND msg.client_message_id = ?", senderID, clientID).Limit(1).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("find message by client id: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	return &rows[0], nil
+}
+
+// messageRows selects messages with their topic and sender names.
+func messageRows(db *gorm.DB) *gorm.DB {
+	return db.Table("messages AS msg").
+		Select("msg.*, t.name AS topic_name, mem.display_name AS sender_display_name").
+		Joins("JOIN topics t ON t.id = msg.topic_id").
+		Joins("JOIN members mem ON mem.id = msg.sender_member_id")
+}
+
+// notifyMentions creates one notification per mentioned topic member,
+// never the sender and never a non-member of the topic, at most
+// MaxNotificationsPerMsg.
+func (s *Store) notifyMentions(tx *gorm.DB, m *Message, names []string) (int, error) {
+	if len(names) == 0 {
+		return 0, nil
+	}
+	var ids []string
+	err := tx.Raw(`SELECT mem.id FROM members mem JOIN topic_members tm ON tm.member_id = mem.id AND tm.topic_id = ?
+		WHERE mem.mesh_id = ? AND mem.revoked_at IS NULL AND mem.id <> ? AND mem.display_name IN ? ORDER BY mem.id LIMIT ?`,
+		m.TopicID, m.MeshID, m.SenderMemberID, names, MaxNotificationsPerMsg).Scan(&ids).Error
+	if err != nil {
+		return 0, fmt.Errorf("resolve mentions: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	ns := make([]Notification, len(ids))
+	for i, id := range ids {
+		ns[i] = Notification{ID: NewID(), MeshID: m.MeshID, TopicID: m.TopicID, MessageID: m.ID, RecipientMemberID: id,
+			SenderMemberID: m.SenderMemberID, Kind: NotificationMention, CreatedAt: m.CreatedAt}
+	}
+	if err := tx.Create(&ns).Error; err != nil {
+		return 0, fmt.Errorf("insert notifications: %w", err)
+	}
+	return len(ns), nil
+}
+
+// HistoryQuery pages a topic by seq: Before pages back from a seq (newest
+// first), After pages forward from one (oldest first); neither means the
+// newest page.
+type HistoryQuery struct {
+	Before, After int64
+	Limit         int
+}
+
+// History pages a visible topic's messages by seq. Every query is bounded
+// to the topic, so a cursor from another topic can never leak its rows.
+func (s *Store) History(ctx context.Context, p *Principal, topic string, q HistoryQuery) (Page[MessageRow], error) {
+	if !p.Can(CapRead) {
+		return Page[MessageRow]{}, E(KindForbidden, "capability_required", "reading needs the \"read\" capability")
+	}
+	if q.Before != 0 && q.After != 0 {
+		return Page[MessageRow]{}, E(KindBadRequest, "invalid_query", "use before or after, not both")
+	}
+	if q.Before < 0 || q.After < 0 {
+		return Page[MessageRow]{}, E(KindBadRequest, "invalid_query", "before and after must be positive seqs")
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultPageLimit
+	}
+	limit = min(limit, MaxPageLimit)
+	db := s.db.WithContext(ctx)
+	ta, err := s.topicFor(db, p, topic)
+	if err != nil {
+		return Page[MessageRow]{}, err
+	}
+	qq := messageRows(db).Where("msg.topic_id = ?", ta.Topic.ID)
+	switch {
+	case q.After > 0:
+		qq = qq.Where("msg.seq > ?", q.After).Order("msg.seq ASC")
+	case q.Before > 0:
+		qq = qq.Where("msg.seq < ?", q.Before).Order("msg.seq DESC")
+	default:
+		qq = qq.Order("msg.seq DESC")
+	}
+	var rows []MessageRow
+	if err := qq.Limit(limit + 1).Scan(&rows).Error; err != nil {
+		return Page[MessageRow]{}, fmt.Errorf("history of %s: %w", ta.Topic.Name, err)
+	}
+	out := Page[MessageRow]{Items: rows}
+	if len(rows) > limit {
+		out.Items, out.HasMore = rows[:limit], true
+		out.NextCursor = fmt.Sprint(rows[limit-1].Seq)
+	}
+	if out.Items == nil {
+		out.Items = []MessageRow{}
+	}
+	return out, nil
+}
+
+// MessagesAfter returns up to limit messages of the given topics with seq
+// above after, in seq order (stream replay and gap fill).
+func (s *Store) MessagesAfter(ctx context.Context, meshID string, topicIDs []string, after int64, limit int) ([]MessageRow, error) {
+	var rows []MessageRow
+	if len(topicIDs) == 0 {
+		return rows, nil
+	}
+	err := messageRows(s.db.WithContext(ctx)).
+		Where("msg.mesh_id = ? AND msg.topic_id IN ? AND msg.seq > ?", meshID, topicIDs, after).
+		Order("msg.seq ASC").Limit(limit).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("messages after %d: %w", after, err)
+	}
+	return rows, nil
+}

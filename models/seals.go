@@ -1,0 +1,275 @@
+package models
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/claudemesh/claudemesh-go/meshcrypto"
+)
+
+// TopicMemberKey is one member's sealed copy of a topic key (seed 003):
+// base64(sender x25519 pub ‖ crypto_box(topic key)). It is valid while
+// SealedForPubkey equals the member's current pubkey; a member whose pubkey
+// changed is pending again until someone re-seals for the new key.
+type TopicMemberKey struct {
+	ID               string `gorm:"primaryKey"`
+	TopicID          string
+	MemberID         string
+	EncryptedKey     string
+	Nonce            string
+	SealedForPubkey  string
+	SealedByMemberID string
+	CreatedAt        time.Time
+	RotatedAt        *time.Time
+}
+
+// SealInput is a sealed topic key as a client submits it.
+type SealInput struct {
+	EncryptedKey string
+	Nonce        string
+}
+
+// checkSeal validates the blob and that its inline sender key is the
+// sealer's own x25519 key, so no member can pass a seal off as another's.
+func checkSeal(sealerPubkey string, in SealInput) (senderX25519Hex string, err error) {
+	if n, err := meshcrypto.DecodeBase64(in.Nonce); err != nil || len(n) != NonceBytes {
+		return "", Invalid(FieldError{"nonce", "must be canonical standard base64 of exactly 24 bytes"})
+	}
+	if err := meshcrypto.ValidSealBlob(in.EncryptedKey, in.Nonce); err != nil {
+		return "", Invalid(FieldError{"encryptedKey", err.Error()})
+	}
+	blob, _ := base64.StdEncoding.DecodeString(in.EncryptedKey)
+	pub, err := meshcrypto.ParsePublicKeyHex(sealerPubkey)
+	var want [32]byte
+	if err == nil {
+		want, err = meshcrypto.Ed25519PublicKeyToX25519(pub)
+	}
+	if err != nil {
+		return "", E(KindConflict, "unusable_pubkey", "your member pubkey cannot be converted to x25519; set a valid ed25519 key first")
+	}
+	if hex.EncodeToString(blob[:32]) != hex.EncodeToString(want[:]) {
+		return "", Invalid(FieldError{"encryptedKey", "its sender key is not the x25519 form of your member pubkey"})
+	}
+	return hex.EncodeToString(blob[:32]), nil
+}
+
+// MyTopicKey returns the caller's seal for its current pubkey.
+func (s *Store) MyTopicKey(ctx context.Context, p *Principal, topic string) (*TopicMemberKey, *Topic, error) {
+	db := s.db.WithContext(ctx)
+	ta, err := s.topicFor(db, p, topic)
+	if err != nil {
+		return nil, nil, err
+	}
+	var k TopicMemberKey
+	err = db.Where("topic_id = ? AND member_id = ? AND sealed_for_pubkey = ?", ta.Topic.ID, p.MemberID, p.Pubkey).Take(&k).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil, E(KindNotFound, "seal_not_found", "no sealed key of #%s for your current pubkey; ask a key holder to seal it", ta.Topic.Name)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("find seal: %w", err)
+	}
+	return &k, &ta.Topic, nil
+}
+
+// ClaimKey makes the caller the first keyer of an unkeyed topic: the
+// topic's key pubkey and the caller's own seal commit together, and a
+// second claimer loses with the winner's pubkey.
+func (s *Store) ClaimKey(ctx context.Context, p *Principal, topic string, in SealInput) (*TopicMemberKey, error) {
+	if !p.Can(CapSend) {
+		return nil, E(KindForbidden, "capability_required", "claiming a key needs the \"send\" capability")
+	}
+	senderHex, err := checkSeal(p.Pubkey, in)
+	if err != nil {
+		return nil, err
+	}
+	var out TopicMemberKey
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		ta, err := s.topicFor(tx, p, topic)
+		if err != nil {
+			return err
+		}
+		if ta.Membership == nil || ta.Membership.Role == TopicRoleObserver {
+			return errNotTopicMem
+		}
+		if ta.Topic.ArchivedAt != nil {
+			return E(KindConflict, "topic_archived", "#%s is archived", ta.Topic.Name)
+		}
+		res := tx.Exec("UPDATE topics SET encrypted_key_pubkey = ? WHERE id = ? AND encrypted_key_pubkey IS NULL", senderHex, ta.Topic.ID)
+		if res.Error != nil {
+			return fmt.Errorf("claim topic key: %w", res.Error)
+		}
+		if res.RowsAffected != 1 {
+			var winner string
+			if err := tx.Raw("SELECT encrypted_key_pubkey FROM topics WHERE id = ?", ta.Topic.ID).Scan(&winner).Error; err != nil {
+				return fmt.Errorf("read topic key: %w", err)
+			}
+			e := E(KindConflict, "topic_already_keyed", "#%s already has a key; fetch your sealed copy or wait to be sealed", ta.Topic.Name)
+			e.Extra = map[string]any{"keyPubkey": winner}
+			return e
+		}
+		if err := s.step("claim_key"); err != nil {
+			return err
+		}
+		out = TopicMemberKey{ID: NewID(), TopicID: ta.Topic.ID, MemberID: p.MemberID, EncryptedKey: in.EncryptedKey, Nonce: in.Nonce,
+			SealedForPubkey: p.Pubkey, SealedByMemberID: p.MemberID, CreatedAt: s.nowUTC()}
+		if err := tx.Create(&out).Error; err != nil {
+			return fmt.Errorf("insert claimer seal: %w", err)
+		}
+		return s.appendAudit(tx, p.MeshID, AuditTopicKeyClaimed, p.MemberID, ta.Topic.ID, map[string]any{"keyPubkey": senderHex})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PendingSeal is a topic member waiting for a seal of its current pubkey.
+type PendingSeal struct {
+	MemberID    string
+	DisplayName string
+	Pubkey      string
+}
+
+// PendingSeals pages, by member id, the live topic members with no seal
+// for their current pubkey. Unkeyed topics have nothing to seal.
+func (s *Store) PendingSeals(ctx context.Context, p *Principal, topic string, pr PageRequest) (Page[PendingSeal], error) {
+	if !p.Can(CapRead) {
+		return Page[PendingSeal]{}, E(KindForbidden, "capability_required", "this needs the \"read\" capability")
+	}
+	db := s.db.WithContext(ctx)
+	ta, err := s.topicFor(db, p, topic)
+	if err != nil {
+		return Page[PendingSeal]{}, err
+	}
+	limit, after, err := pr.normalise()
+	if err != nil {
+		return Page[PendingSeal]{}, err
+	}
+	if !ta.Topic.Keyed() {
+		return Page[PendingSeal]{Items: []PendingSeal{}}, nil
+	}
+	q := db.Table("topic_members AS tm").
+		Select("m.id AS member_id, m.display_name, m.peer_pubkey AS pubkey").
+		Joins("JOIN members m ON m.id = tm.member_id").
+		Where("tm.topic_id = ? AND m.revoked_at IS NULL", ta.Topic.ID).
+		Where("NOT EXISTS (SELECT 1 FROM topic_member_keys k WHERE k.topic_id = tm.topic_id AND k.member_id = m.id AND k.sealed_for_pubkey = m.peer_pubkey)")
+	if after != "" {
+		q = q.Where("m.id > ?", after)
+	}
+	var rows []PendingSeal
+	if err := q.Order("m.id").Limit(limit + 1).Scan(&rows).Error; err != nil {
+		return Page[PendingSeal]{}, fmt.Errorf("pending seals: %w", err)
+	}
+	return cut(rows, limit, func(r PendingSeal) string { return r.MemberID }), nil
+}
+
+// Seal stores a sealed topic key for another topic member. Only a member
+// holding a valid seal may seal; the recipient must be a live topic member;
+// a valid seal (one for the recipient's current pubkey) is never
+// overwritten.
+func (s *Store) Seal(ctx context.Context, p *Principal, topic, recipientID string, in SealInput) (*TopicMemberKey, error) {
+	if !p.Can(CapSend) {
+		return nil, E(KindForbidden, "capability_required", "sealing needs the \"send\" capability")
+	}
+	if !ValidID(recipientID) {
+		return nil, Invalid(FieldError{"memberId", "must be a member id"})
+	}
+	if _, err := checkSeal(p.Pubkey, in); err != nil {
+		return nil, err
+	}
+	var out TopicMemberKey
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		ta, err := s.topicFor(tx, p, topic)
+		if err != nil {
+			return err
+		}
+		if !ta.Topic.Keyed() {
+			return E(KindConflict, "topic_not_keyed", "#%s has no key yet; claim it first", ta.Topic.Name)
+		}
+		var held int64
+		if err := tx.Model(&TopicMemberKey{}).Where("topic_id = ? AND member_id = ? AND sealed_for_pubkey = ?", ta.Topic.ID, p.MemberID, p.Pubkey).
+			Count(&held).Error; err != nil {
+			return fmt.Errorf("check sealer: %w", err)
+		}
+		if ta.Membership == nil || held == 0 {
+			return E(KindForbidden, "not_key_holder", "only a topic member holding the key may seal it for others")
+		}
+		var rcpt struct {
+			PeerPubkey string
+		}
+		err = tx.Raw(`SELECT m.peer_pubkey FROM members m JOIN topic_members tm ON tm.member_id = m.id AND tm.topic_id = ?
+			WHERE m.id = ? AND m.mesh_id = ? AND m.revoked_at IS NULL`, ta.Topic.ID, recipientID, p.MeshID).Scan(&rcpt).Error
+		if err != nil {
+			return fmt.Errorf("find recipient: %w", err)
+		}
+		if rcpt.PeerPubkey == "" {
+			return Invalid(FieldError{"memberId", "is not a live member of this topic"})
+		}
+		out = TopicMemberKey{ID: NewID(), TopicID: ta.Topic.ID, MemberID: recipientID, EncryptedKey: in.EncryptedKey, Nonce: in.Nonce,
+			SealedForPubkey: rcpt.PeerPubkey, SealedByMemberID: p.MemberID, CreatedAt: s.nowUTC()}
+		if err := tx.Create(&out).Error; err != nil {
+			if isUniqueViolation(err) {
+				return E(KindConflict, "seal_exists", "that member already holds a valid seal for its current pubkey")
+			}
+			return fmt.Errorf("insert seal: %w", err)
+		}
+		return s.appendAudit(tx, p.MeshID, AuditTopicSealed, p.MemberID, recipientID, map[string]any{"topicId": ta.Topic.ID})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SetPeerPubkey replaces a member's identity pubkey: its own, or any
+// member's for an admin. Seals made for the old key stop counting, so the
+// member is pending again in every keyed topic.
+func (s *Store) SetPeerPubkey(ctx context.Context, p *Principal, memberID, pubkey string) (*Member, error) {
+	pubkey = strings.ToLower(pubkey)
+	if !validPubkey(pubkey) {
+		return nil, Invalid(FieldError{"pubkey", "must be a 64-character hex ed25519 public key"})
+	}
+	if memberID == "" {
+		memberID = p.MemberID
+	}
+	// Swapping the identity key redirects every future seal, so a leaked
+	// ordinary API key must not be able to do it: only the member's own
+	// session token (minted by its user) or an admin credential may.
+	switch {
+	case memberID != p.MemberID && !p.Can(CapAdmin):
+		return nil, E(KindForbidden, "admin_required", "only an admin may change another member's pubkey")
+	case p.APIKeyID != "" && !p.Can(CapAdmin):
+		return nil, E(KindForbidden, "admin_required", "changing a pubkey needs a member session token or an admin key")
+	}
+	var m Member
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		found, err := s.MemberInMeshTx(tx, p.MeshID, memberID)
+		if err != nil {
+			return err
+		}
+		m = *found
+		if m.PeerPubkey == pubkey {
+			return nil
+		}
+		old := m.PeerPubkey
+		if err := tx.Model(&Member{}).Where("id = ?", m.ID).Update("peer_pubkey", pubkey).Error; err != nil {
+			if isUniqueViolation(err) {
+				return E(KindConflict, "pubkey_taken", "another member of this mesh has this pubkey")
+			}
+			return fmt.Errorf("set pubkey: %w", err)
+		}
+		m.PeerPubkey = pubkey
+		return s.appendAudit(tx, p.MeshID, AuditPubkeyChanged, p.MemberID, m.ID, map[string]any{"old": old, "new": pubkey})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
