@@ -1,6 +1,7 @@
 package models
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -117,4 +118,67 @@ func (e *AuditEvent) computeHash() string {
 		e.Target, e.Metadata, e.CreatedAt.UTC().Format(time.RFC3339Nano)}, "\n")
 	sum := sha256.Sum256([]byte(msg))
 	return hex.EncodeToString(sum[:])
+}
+
+// AuditBreak describes the first event of a mesh's chain that does not
+// verify.
+type AuditBreak struct {
+	MeshID string
+	Seq    int64
+	Reason string
+}
+
+// VerifyAudit walks every mesh's audit chain in seq order and returns the
+// first broken link of each broken mesh: a missing seq (deleted row), a
+// prev_hash that is not the previous hash, or a hash that does not match
+// the row (edited row).
+func (s *Store) VerifyAudit(ctx context.Context) ([]AuditBreak, int64, error) {
+	var meshIDs []string
+	if err := s.db.WithContext(ctx).Model(&Mesh{}).Order("id").Pluck("id", &meshIDs).Error; err != nil {
+		return nil, 0, fmt.Errorf("list meshes: %w", err)
+	}
+	var (
+		breaks  []AuditBreak
+		checked int64
+	)
+	for _, meshID := range meshIDs {
+		prev, want := genesisHash, int64(1)
+		var last int64
+		if err := s.db.WithContext(ctx).Raw("SELECT last_audit_seq FROM meshes WHERE id = ?", meshID).Scan(&last).Error; err != nil {
+			return nil, 0, fmt.Errorf("read last audit seq: %w", err)
+		}
+		var broken *AuditBreak
+		for broken == nil {
+			var evs []AuditEvent
+			if err := s.db.WithContext(ctx).Where("mesh_id = ? AND seq >= ?", meshID, want).Order("seq").Limit(1000).Find(&evs).Error; err != nil {
+				return nil, 0, fmt.Errorf("read audit events: %w", err)
+			}
+			if len(evs) == 0 {
+				break
+			}
+			for i := range evs {
+				ev := &evs[i]
+				checked++
+				switch {
+				case ev.Seq != want:
+					broken = &AuditBreak{meshID, want, "event missing (deleted?)"}
+				case ev.PrevHash != prev:
+					broken = &AuditBreak{meshID, ev.Seq, "prev_hash does not match the previous event"}
+				case ev.computeHash() != ev.Hash:
+					broken = &AuditBreak{meshID, ev.Seq, "hash does not match the row (edited?)"}
+				}
+				if broken != nil {
+					break
+				}
+				prev, want = ev.Hash, want+1
+			}
+		}
+		if broken == nil && want-1 != last {
+			broken = &AuditBreak{meshID, want, fmt.Sprintf("chain ends at %d but the mesh counted %d events (deleted?)", want-1, last)}
+		}
+		if broken != nil {
+			breaks = append(breaks, *broken)
+		}
+	}
+	return breaks, checked, nil
 }

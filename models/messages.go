@@ -198,95 +198,10 @@ func (s *Store) PostMessage(ctx context.Context, p *Principal, in PostInput) (*P
 	}
 }
 
-// postOne writes one message inside the batch transaction. The caller wraps
-// it in a savepoint, so a refused message leaves no trace and no seq gap.
-func (s *Store) postOne(tx *gorm.DB, chain *auditChain, req *postReq) (*Posted, error) {
-	p, in := req.p, req.in
-	ta, err := s.topicFor(tx, p, in.Topic)
-	if err != nil {
-		return nil, err
-	}
-	if in.ClientMessageID != "" {
-		if orig, err := s.messageByClientID(tx, p.MemberID, in.ClientMessageID); err != nil || orig != nil {
-			if orig != nil {
-				if orig.TopicName != ta.Topic.Name {
-					return nil, E(KindConflict, "client_message_id_reused", "clientMessageId %q was already used for a message in #%s", in.ClientMessageID, orig.TopicName)
-				}
-				return &Posted{Row: *orig, Replayed: true}, nil
-			}
-			return nil, err
-		}
-	}
-	switch {
-	case ta.Membership == nil:
-		return nil, errNotTopicMem
-	case ta.Membership.Role == TopicRoleObserver:
-		return nil, E(KindForbidden, "observer", "observers of #%s may not post", ta.Topic.Name)
-	case ta.Topic.ArchivedAt != nil:
-		return nil, E(KindConflict, "topic_archived", "#%s is archived", ta.Topic.Name)
-	case ta.Topic.Keyed() && in.BodyVersion == 1:
-		return nil, E(KindConflict, "plaintext_on_keyed_topic", "#%s is end-to-end encrypted: send bodyVersion 2", ta.Topic.Name)
-	}
-	if in.ReplyToID != "" {
-		var topicID string
-		if err := tx.Raw("SELECT topic_id FROM messages WHERE id = ?", in.ReplyToID).Scan(&topicID).Error; err != nil {
-			return nil, fmt.Errorf("find reply target: %w", err)
-		}
-		if topicID != ta.Topic.ID {
-			return nil, Invalid(FieldError{"replyToId", "is not a message of this topic"})
-		}
-	}
-	var seqs struct {
-		LastSeq      int64
-		LastAuditSeq int64
-	}
-	if err := tx.Raw("UPDATE meshes SET last_seq = last_seq + 1, last_audit_seq = last_audit_seq + 1 WHERE id = ? RETURNING last_seq, last_audit_seq", p.MeshID).
-		Scan(&seqs).Error; err != nil {
-		return nil, fmt.Errorf("allocate seq: %w", err)
-	}
-	m := Message{ID: NewID(), MeshID: p.MeshID, TopicID: ta.Topic.ID, Seq: seqs.LastSeq, SenderMemberID: p.MemberID, SenderPubkey: p.Pubkey,
-		Nonce: in.Nonce, Ciphertext: in.Ciphertext, BodyVersion: in.BodyVersion, Priority: in.Priority, CreatedAt: s.nowUTC()}
-	if in.ReplyToID != "" {
-		r := in.ReplyToID
-		m.ReplyToID = &r
-	}
-	if in.ClientMessageID != "" {
-		c := in.ClientMessageID
-		m.ClientMessageID = &c
-	}
-	if err := tx.Create(&m).Error; err != nil {
-		if isUniqueViolation(err) {
-			return nil, errClientIDRace
-		}
-		return nil, fmt.Errorf("insert message: %w", err)
-	}
-	notified, err := s.notifyMentions(tx, &m, in.Mentions)
-	if err != nil {
-		return nil, err
-	}
-	if err := chain.append(s, tx, seqs.LastAuditSeq, AuditMessageSent, p.MemberID, m.ID, map[string]any{
-		"topicId": m.TopicID, "seq": m.Seq, "bytes": base64.StdEncoding.DecodedLen(len(m.Ciphertext)),
-		"bodyVersion": m.BodyVersion, "notified": notified}); err != nil {
-		return nil, err
-	}
-	return &Posted{Row: MessageRow{Message: m, TopicName: ta.Topic.Name, SenderDisplayName: p.DisplayName}, Notified: notified}, nil
-}
-
 // errClientIDRace marks a clientMessageId inserted concurrently by another
-// transaction (another node); the batch re-reads the winner after rollback.
+// transaction (another node); the batch is retried and then finds the
+// winner as a replay.
 var errClientIDRace = errors.New("client message id raced")
-
-func (s *Store) messageByClientID(tx *gorm.DB, senderID, clientID string) (*MessageRow, error) {
-	var rows []MessageRow
-	err := messageRows(tx).Where("msg.sender_member_id = ? AND msg.client_message_id = ?", senderID, clientID).Limit(1).Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("find message by client id: %w", err)
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	return &rows[0], nil
-}
 
 // messageRows selects messages with their topic and sender names.
 func messageRows(db *gorm.DB) *gorm.DB {
@@ -294,34 +209,6 @@ func messageRows(db *gorm.DB) *gorm.DB {
 		Select("msg.*, t.name AS topic_name, mem.display_name AS sender_display_name").
 		Joins("JOIN topics t ON t.id = msg.topic_id").
 		Joins("JOIN members mem ON mem.id = msg.sender_member_id")
-}
-
-// notifyMentions creates one notification per mentioned topic member,
-// never the sender and never a non-member of the topic, at most
-// MaxNotificationsPerMsg.
-func (s *Store) notifyMentions(tx *gorm.DB, m *Message, names []string) (int, error) {
-	if len(names) == 0 {
-		return 0, nil
-	}
-	var ids []string
-	err := tx.Raw(`SELECT mem.id FROM members mem JOIN topic_members tm ON tm.member_id = mem.id AND tm.topic_id = ?
-		WHERE mem.mesh_id = ? AND mem.revoked_at IS NULL AND mem.id <> ? AND mem.display_name IN ? ORDER BY mem.id LIMIT ?`,
-		m.TopicID, m.MeshID, m.SenderMemberID, names, MaxNotificationsPerMsg).Scan(&ids).Error
-	if err != nil {
-		return 0, fmt.Errorf("resolve mentions: %w", err)
-	}
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	ns := make([]Notification, len(ids))
-	for i, id := range ids {
-		ns[i] = Notification{ID: NewID(), MeshID: m.MeshID, TopicID: m.TopicID, MessageID: m.ID, RecipientMemberID: id,
-			SenderMemberID: m.SenderMemberID, Kind: NotificationMention, CreatedAt: m.CreatedAt}
-	}
-	if err := tx.Create(&ns).Error; err != nil {
-		return 0, fmt.Errorf("insert notifications: %w", err)
-	}
-	return len(ns), nil
 }
 
 // HistoryQuery pages a topic by seq: Before pages back from a seq (newest
