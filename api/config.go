@@ -28,6 +28,12 @@ type Config struct {
 	// AuthRateLimit guards signup, login, refresh and join per client IP.
 	AuthRateLimit      float64
 	AuthRateLimitBurst int
+	// StreamHeartbeat and StreamRevalidate are the SSE comment interval
+	// (15 s) and how often a stream re-checks its credential and access (5 s).
+	StreamHeartbeat, StreamRevalidate time.Duration
+	// StreamQueueEvents bounds each stream subscriber's queue; a subscriber
+	// that falls this far behind is cut off and resumes by Last-Event-ID.
+	StreamQueueEvents int
 }
 
 // BodyLimit bounds every request body: room for the largest ciphertext in
@@ -91,6 +97,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.RateLimitBurst = intVar("RATE_LIMIT_BURST", 100, 1, 1e6)
 	c.AuthRateLimit = floatVar("AUTH_RATE_LIMIT_PER_SECOND", 0.5, 0.001, 1e6)
 	c.AuthRateLimitBurst = intVar("AUTH_RATE_LIMIT_BURST", 10, 1, 1e6)
+	c.StreamQueueEvents = intVar("STREAM_QUEUE_EVENTS", 1024, 8, 1<<20)
 	if err != nil {
 		return Config{}, err
 	}

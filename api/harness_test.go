@@ -208,3 +208,34 @@ func newPubkey(t testing.TB) string {
 	}
 	return hex.EncodeToString(pub)
 }
+
+// newCluster starts two brokers on one fresh PostgreSQL schema, both on the
+// given NATS server, like two nodes behind a load balancer.
+func newCluster(t *testing.T, natsURL string) (*env, *env) {
+	t.Helper()
+	opt := storetest.Options(t, models.Postgres)
+	var envs [2]*env
+	for i := range envs {
+		s, err := models.Open(context.Background(), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if _, err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := api.LoadConfig(func(string) string { return "" })
+		cfg.JWTSecret = testSecret
+		cfg.RateLimit, cfg.RateLimitBurst, cfg.AuthRateLimit, cfg.AuthRateLimitBurst = 10000, 10000, 10000, 10000
+		cfg.NATSURL = natsURL
+		srv, err := api.New(context.Background(), cfg, s, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		hs := httptest.NewServer(srv.Echo)
+		t.Cleanup(hs.Close)
+		envs[i] = &env{t: t, srv: srv, base: hs.URL, client: newContractClient(t), store: s}
+	}
+	return envs[0], envs[1]
+}

@@ -14,7 +14,7 @@ import (
 // registers routes anywhere else; openapi.yaml lists exactly these (a test
 // fails when the two differ). Guards are attached per route rather than with
 // Group.Use, which would also swallow unknown paths under the prefix.
-func (s *Server) routes(h *handlers.Handler, metrics http.Handler) {
+func (s *Server) routes(h *handlers.Handler, auth *middleware.Authenticator, metrics http.Handler) {
 	e := s.Echo
 	authLimited := s.authLimiter.Middleware
 
@@ -77,4 +77,9 @@ func (s *Server) routes(h *handlers.Handler, metrics http.Handler) {
 	// notifications
 	e.GET("/v1/notifications", h.ListNotifications, read)
 	e.POST("/v1/notifications/read", h.MarkNotificationsRead, read)
+
+	// ---- member streams (SSE): header credential, or ?token= from /v1/stream/token ----
+	e.POST("/v1/stream/token", h.CreateStreamToken, read)
+	e.GET("/v1/topics/:name/stream", h.TopicStream, auth.StreamToken, read)
+	e.GET("/stream", h.MeshStream, auth.StreamToken, read)
 }

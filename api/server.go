@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -23,6 +24,7 @@ import (
 	"github.com/claudemesh/claudemesh-go/handlers"
 	"github.com/claudemesh/claudemesh-go/middleware"
 	"github.com/claudemesh/claudemesh-go/models"
+	"github.com/claudemesh/claudemesh-go/stream"
 )
 
 // Server is an assembled broker.
@@ -33,6 +35,10 @@ type Server struct {
 	limiter     *middleware.RateLimiter
 	authLimiter *middleware.RateLimiter
 	ipLimiter   *middleware.RateLimiter
+	hub         *stream.Hub
+	bridge      *stream.Bridge
+	closing     chan struct{} // closed when the server shuts down
+	closeOnce   sync.Once
 }
 
 // New builds the server over an open, migrated store.
@@ -61,6 +67,7 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 		// Anonymous and bad-credential traffic per IP, before auth runs, so
 		// guessing keys is rate limited too.
 		ipLimiter: middleware.NewRateLimiter(cfg.RateLimit*4, cfg.RateLimitBurst*4),
+		closing:   make(chan struct{}),
 	}
 	auth := &middleware.Authenticator{Store: store, Tokens: tokens}
 	e.Use(middleware.RequestID)
@@ -79,9 +86,27 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	e.Use(auth.Authenticate)
 	e.Use(s.limiter.Middleware)
 
-	h := &handlers.Handler{Store: store, Tokens: tokens, Log: log, OpenAPI: claudemesh.OpenAPI}
-	s.routes(h, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.hub = stream.NewHub(store, log, stream.NewMetrics(reg), stream.Limits{MaxQueuedEvents: cfg.StreamQueueEvents})
+	store.OnCommit(s.hub.OnCommit)
+	if cfg.NATSURL != "" {
+		if s.bridge, err = stream.ConnectBridge(cfg.NATSURL, s.hub, log); err != nil {
+			return nil, err
+		}
+	}
+	h := &handlers.Handler{Store: store, Tokens: tokens, Log: log, OpenAPI: claudemesh.OpenAPI, Hub: s.hub,
+		StreamHeartbeat: cfg.StreamHeartbeat, StreamRevalidate: cfg.StreamRevalidate, Closing: s.closing}
+	s.routes(h, auth, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return s, nil
+}
+
+// Hub is the server's stream hub.
+func (s *Server) Hub() *stream.Hub { return s.hub }
+
+// Close releases what New opened (the NATS connection).
+func (s *Server) Close() {
+	if s.bridge != nil {
+		s.bridge.Close()
+	}
 }
 
 // ipLimit limits every request per client IP, whatever its credential.
@@ -122,6 +147,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.limiter.Run(bg)
 	go s.authLimiter.Run(bg)
 	go s.ipLimiter.Run(bg)
+	if s.bridge != nil {
+		// Several nodes: repair commits whose NATS message was lost.
+		go s.hub.RunReconciler(bg, 2*time.Second)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("broker listening", slog.String("addr", ln.Addr().String()))
@@ -132,6 +161,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Streams never go idle, so Shutdown would wait for them: end them.
+	srv.RegisterOnShutdown(func() { s.closeOnce.Do(func() { close(s.closing) }) })
 	if err := srv.Shutdown(shutdown); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/claudemesh/claudemesh-go/middleware"
 	"github.com/claudemesh/claudemesh-go/models"
+	"github.com/claudemesh/claudemesh-go/stream"
 )
 
 // Handler carries the dependencies every handler needs; built once in api.
@@ -28,6 +29,12 @@ type Handler struct {
 	Log    *slog.Logger
 	// OpenAPI is the contract served at /openapi.yaml.
 	OpenAPI []byte
+	// Hub fans committed messages out to streams.
+	Hub *stream.Hub
+	// StreamHeartbeat and StreamRevalidate override the SSE timings (tests).
+	StreamHeartbeat, StreamRevalidate time.Duration
+	// Closing is closed when the server shuts down; open streams end then.
+	Closing <-chan struct{}
 }
 
 // bind decodes a JSON body strictly: unknown fields and trailing data are

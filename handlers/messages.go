@@ -3,40 +3,13 @@ package handlers
 import (
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/claudemesh/claudemesh-go/middleware"
 	"github.com/claudemesh/claudemesh-go/models"
+	"github.com/claudemesh/claudemesh-go/stream"
 )
-
-// MessageView is a message as every transport renders it (REST history,
-// SSE and WebSocket events), so the fields are the same everywhere.
-type MessageView struct {
-	ID                string    `json:"id"`
-	MeshID            string    `json:"meshId"`
-	TopicID           string    `json:"topicId"`
-	Topic             string    `json:"topic"`
-	Seq               int64     `json:"seq"`
-	SenderMemberID    string    `json:"senderMemberId"`
-	SenderPubkey      string    `json:"senderPubkey"`
-	SenderDisplayName string    `json:"senderDisplayName"`
-	Ciphertext        string    `json:"ciphertext"`
-	Nonce             string    `json:"nonce"`
-	BodyVersion       int       `json:"bodyVersion"`
-	Priority          string    `json:"priority"`
-	ReplyToID         *string   `json:"replyToId"`
-	ClientMessageID   *string   `json:"clientMessageId"`
-	CreatedAt         time.Time `json:"createdAt"`
-}
-
-// ViewMessage renders a stored message.
-func ViewMessage(m *models.MessageRow) MessageView {
-	return MessageView{ID: m.ID, MeshID: m.MeshID, TopicID: m.TopicID, Topic: m.TopicName, Seq: m.Seq, SenderMemberID: m.SenderMemberID,
-		SenderPubkey: m.SenderPubkey, SenderDisplayName: m.SenderDisplayName, Ciphertext: m.Ciphertext, Nonce: m.Nonce,
-		BodyVersion: m.BodyVersion, Priority: m.Priority, ReplyToID: m.ReplyToID, ClientMessageID: m.ClientMessageID, CreatedAt: utc(m.CreatedAt)}
-}
 
 type postMessageRequest struct {
 	Topic           string    `json:"topic"`
@@ -77,7 +50,7 @@ func (h *Handler) PostMessage(c echo.Context) error {
 	if posted.Replayed {
 		status = http.StatusOK
 	}
-	return c.JSON(status, ViewMessage(&posted.Row))
+	return c.JSON(status, stream.ViewMessage(&posted.Row))
 }
 
 // History pages a topic by seq: GET /v1/topics/{name}/messages.
@@ -104,5 +77,5 @@ func (h *Handler) History(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, renderPage(page, ViewMessage))
+	return c.JSON(http.StatusOK, renderPage(page, stream.ViewMessage))
 }

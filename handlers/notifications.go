@@ -8,31 +8,8 @@ import (
 
 	"github.com/claudemesh/claudemesh-go/middleware"
 	"github.com/claudemesh/claudemesh-go/models"
+	"github.com/claudemesh/claudemesh-go/stream"
 )
-
-// NotificationView is a notification as REST and streams render it.
-type NotificationView struct {
-	ID                string     `json:"id"`
-	Kind              string     `json:"kind"`
-	TopicID           string     `json:"topicId"`
-	Topic             string     `json:"topic"`
-	MessageID         string     `json:"messageId"`
-	Seq               int64      `json:"seq"`
-	SenderMemberID    string     `json:"senderMemberId"`
-	SenderDisplayName string     `json:"senderDisplayName"`
-	BodyVersion       int        `json:"bodyVersion"`
-	Ciphertext        string     `json:"ciphertext"`
-	Nonce             string     `json:"nonce"`
-	CreatedAt         time.Time  `json:"createdAt"`
-	ReadAt            *time.Time `json:"readAt"`
-}
-
-// ViewNotification renders a notification.
-func ViewNotification(n *models.NotificationRow) NotificationView {
-	return NotificationView{ID: n.ID, Kind: n.Kind, TopicID: n.TopicID, Topic: n.TopicName, MessageID: n.MessageID, Seq: n.Seq,
-		SenderMemberID: n.SenderMemberID, SenderDisplayName: n.SenderDisplayName, BodyVersion: n.BodyVersion,
-		Ciphertext: n.Ciphertext, Nonce: n.Nonce, CreatedAt: utc(n.CreatedAt), ReadAt: utcPtr(n.ReadAt)}
-}
 
 // ListNotifications pages the caller's notifications, newest first:
 // GET /v1/notifications?unread=&since=&cursor=&limit=.
@@ -57,7 +34,7 @@ func (h *Handler) ListNotifications(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, renderPage(page, ViewNotification))
+	return c.JSON(http.StatusOK, renderPage(page, stream.ViewNotification))
 }
 
 type markNotificationsRequest struct {

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -66,6 +67,10 @@ func (a *Authenticator) Resolve(c echo.Context, tok string) (*models.Principal, 
 	if err != nil {
 		return nil, err
 	}
+	if claims.Typ == TypStream {
+		// Stream tokens ride in URLs; they open streams and nothing else.
+		return nil, errBadToken
+	}
 	if claims.Typ == TypUser {
 		if !models.ValidID(claims.Subject) {
 			return nil, errBadToken
@@ -79,7 +84,49 @@ func (a *Authenticator) Resolve(c echo.Context, tok string) (*models.Principal, 
 		return nil, err
 	}
 	p.TokenID = claims.ID
+	if claims.ExpiresAt != nil {
+		exp := claims.ExpiresAt.Time
+		p.ExpiresAt = &exp
+	}
 	return p, nil
+}
+
+// StreamToken admits a ?token= stream token on stream routes when no
+// Authorization header was sent (EventSource cannot send one). The token is
+// checked for expiry only at connect; the stream then lives as long as the
+// credential it was minted from.
+func (a *Authenticator) StreamToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		tok := c.QueryParam("token")
+		if tok == "" || PrincipalFrom(c) != nil {
+			return next(c)
+		}
+		claims, err := a.Tokens.Verify(tok)
+		if err != nil {
+			return err
+		}
+		if claims.Typ != TypStream {
+			return errBadToken
+		}
+		ctx := c.Request().Context()
+		p, err := a.Store.LiveMemberPrincipal(ctx, claims.Subject, claims.Mesh, claims.Caps)
+		if err != nil {
+			return err
+		}
+		if claims.Scoped {
+			p.TopicScopes = append([]string{}, claims.Scopes...)
+		}
+		if claims.ParentExp != 0 {
+			exp := time.Unix(claims.ParentExp, 0)
+			p.ExpiresAt = &exp
+		}
+		p.APIKeyID = claims.KeyID
+		if err := a.Store.StillValid(ctx, p); err != nil {
+			return err
+		}
+		c.Set(principalKey, p)
+		return next(c)
+	}
 }
 
 var (

@@ -24,13 +24,23 @@ const (
 const (
 	TypUser   = "user"
 	TypMember = "member"
+	TypStream = "stream"
 )
+
+// StreamTokenTTL is how long a ?token= stream token may be used to connect.
+const StreamTokenTTL = 5 * time.Minute
 
 // Claims are the broker's JWT claims.
 type Claims struct {
 	Typ  string   `json:"typ"`
 	Mesh string   `json:"mesh,omitempty"`
 	Caps []string `json:"caps,omitempty"`
+	// Stream tokens carry the credential they were minted from, so the
+	// stream lives exactly as long as that credential.
+	Scoped    bool     `json:"scoped,omitempty"`
+	Scopes    []string `json:"scp,omitempty"`
+	KeyID     string   `json:"kid,omitempty"`
+	ParentExp int64    `json:"pexp,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -62,6 +72,17 @@ func (t *Tokens) SignMember(m *models.Member, caps []string, ttl time.Duration) 
 		ttl = MaxMemberTokenTTL
 	}
 	return t.sign(Claims{Typ: TypMember, Mesh: m.MeshID, Caps: caps}, m.ID, ttl)
+}
+
+// SignStream issues a short-lived token for EventSource clients, which
+// cannot set headers, to pass as ?token=. It carries the caller's member,
+// caps and scopes and names the credential it came from.
+func (t *Tokens) SignStream(p *models.Principal) (string, time.Time, error) {
+	c := Claims{Typ: TypStream, Mesh: p.MeshID, Caps: p.Caps, Scoped: p.TopicScopes != nil, Scopes: p.TopicScopes, KeyID: p.APIKeyID}
+	if p.ExpiresAt != nil {
+		c.ParentExp = p.ExpiresAt.Unix()
+	}
+	return t.sign(c, p.MemberID, StreamTokenTTL)
 }
 
 func (t *Tokens) sign(c Claims, subject string, ttl time.Duration) (string, time.Time, error) {
@@ -104,7 +125,7 @@ func (t *Tokens) Verify(raw string) (*Claims, error) {
 		}
 		return nil, errBadToken
 	}
-	if c.Typ != TypUser && c.Typ != TypMember {
+	if c.Typ != TypUser && c.Typ != TypMember && c.Typ != TypStream {
 		return nil, errBadToken
 	}
 	return &c, nil

@@ -285,7 +285,7 @@ func (s *Store) AuthenticateAPIKey(ctx context.Context, secret string) (*Princip
 			}
 		}
 		return &Principal{MemberID: r.IssuedByMemberID, MeshID: r.MeshID, Role: r.Role, DisplayName: r.DisplayName,
-			Pubkey: r.PeerPubkey, Caps: caps, TopicScopes: r.Scopes(), APIKeyID: r.ID}, nil
+			Pubkey: r.PeerPubkey, Caps: caps, TopicScopes: r.Scopes(), APIKeyID: r.ID, ExpiresAt: r.ExpiresAt}, nil
 	}
 	return nil, errBadKey
 }

@@ -84,7 +84,7 @@ func (s *Store) commitBatch(meshID string, batch []*postReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var (
-		committed []MessageRow
+		committed Committed
 		err       error
 	)
 	// A clientMessageId raced by another node fails the insert; by then the
@@ -103,12 +103,12 @@ func (s *Store) commitBatch(meshID string, batch []*postReq) {
 		}
 	}
 	if err != nil {
-		committed = nil
+		committed = Committed{}
 		for _, r := range batch {
 			r.out, r.err = nil, fmt.Errorf("commit messages: %w", err)
 		}
 	}
-	if len(committed) > 0 && s.onCommit != nil {
+	if len(committed.Messages) > 0 && s.onCommit != nil {
 		s.onCommit(committed)
 	}
 	for _, r := range batch {
@@ -124,13 +124,22 @@ type batchReads struct {
 	replyTos map[string]string          // message id → topic id
 }
 
+// Committed is what one group commit wrote, in seq order: the stream hub
+// fans it out and the NATS bridge forwards it to the other nodes.
+type Committed struct {
+	MeshID        string
+	Messages      []MessageRow
+	Notifications []NotificationRow
+}
+
 // writeBatch checks every post against the state read once for the batch,
 // then writes the accepted ones with one seq allocation and one multi-row
 // insert per table.
-func (s *Store) writeBatch(tx *gorm.DB, meshID string, batch []*postReq) ([]MessageRow, error) {
+func (s *Store) writeBatch(tx *gorm.DB, meshID string, batch []*postReq) (Committed, error) {
+	out := Committed{MeshID: meshID}
 	rd, err := s.readBatch(tx, meshID, batch)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	var accepted []*postReq
 	topicOf := map[*postReq]*Topic{}
@@ -162,11 +171,11 @@ func (s *Store) writeBatch(tx *gorm.DB, meshID string, batch []*postReq) ([]Mess
 		accepted = append(accepted, r)
 	}
 	if len(accepted) == 0 {
-		return nil, nil
+		return out, nil
 	}
 	mentioned, err := s.resolveMentions(tx, accepted, topicOf)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	var seqs struct {
 		LastSeq      int64
@@ -175,7 +184,7 @@ func (s *Store) writeBatch(tx *gorm.DB, meshID string, batch []*postReq) ([]Mess
 	n := int64(len(accepted))
 	if err := tx.Raw("UPDATE meshes SET last_seq = last_seq + ?, last_audit_seq = last_audit_seq + ? WHERE id = ? RETURNING last_seq, last_audit_seq", n, n, meshID).
 		Scan(&seqs).Error; err != nil {
-		return nil, fmt.Errorf("allocate seqs: %w", err)
+		return out, fmt.Errorf("allocate seqs: %w", err)
 	}
 	now := s.nowUTC()
 	msgs := make([]Message, len(accepted))
@@ -198,25 +207,32 @@ func (s *Store) writeBatch(tx *gorm.DB, meshID string, batch []*postReq) ([]Mess
 	}
 	if err := tx.Create(&msgs).Error; err != nil {
 		if isUniqueViolation(err) {
-			return nil, errClientIDRace
+			return out, errClientIDRace
 		}
-		return nil, fmt.Errorf("insert messages: %w", err)
+		return out, fmt.Errorf("insert messages: %w", err)
 	}
 	if len(notes) > 0 {
 		if err := tx.Create(&notes).Error; err != nil {
-			return nil, fmt.Errorf("insert notifications: %w", err)
+			return out, fmt.Errorf("insert notifications: %w", err)
 		}
 	}
 	if err := s.auditMessages(tx, meshID, seqs.LastAuditSeq-n+1, accepted, msgs); err != nil {
-		return nil, err
+		return out, err
 	}
 	// In-batch duplicates answer with the message their first copy made.
 	for _, d := range dups {
 		d[0].out = &Posted{Row: d[1].out.Row, Replayed: true}
 	}
-	out := make([]MessageRow, len(accepted))
+	out.Messages = make([]MessageRow, len(accepted))
+	byID := map[string]*MessageRow{}
 	for i, r := range accepted {
-		out[i] = r.out.Row
+		out.Messages[i] = r.out.Row
+		byID[r.out.Row.ID] = &out.Messages[i]
+	}
+	for _, n := range notes {
+		m := byID[n.MessageID]
+		out.Notifications = append(out.Notifications, NotificationRow{Notification: n, TopicName: m.TopicName,
+			SenderDisplayName: m.SenderDisplayName, Seq: m.Seq, BodyVersion: m.BodyVersion, Ciphertext: m.Ciphertext, Nonce: m.Nonce})
 	}
 	return out, nil
 }

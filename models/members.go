@@ -67,9 +67,10 @@ type Principal struct {
 	DisplayName string
 	Pubkey      string
 	Caps        []string
-	TopicScopes []string // nil = every topic
-	APIKeyID    string   // set when the caller used an API key
-	TokenID     string   // jti when the caller used a member JWT
+	TopicScopes []string   // nil = every topic
+	APIKeyID    string     // set when the caller used an API key
+	TokenID     string     // jti when the caller used a member JWT
+	ExpiresAt   *time.Time // when the credential itself expires, if it does
 }
 
 // IsMember reports a mesh-scoped principal.
@@ -243,4 +244,26 @@ func validPubkey(s string) bool {
 	}
 	_, err := meshcrypto.ParsePublicKeyHex(s)
 	return err == nil
+}
+
+// StillValid re-checks a principal for a long-lived connection: its key or
+// member is live, its mesh not archived, and its credential not expired.
+func (s *Store) StillValid(ctx context.Context, p *Principal) error {
+	if p.ExpiresAt != nil && !s.nowUTC().Before(*p.ExpiresAt) {
+		return E(KindUnauthorized, "credential_expired", "the credential behind this stream has expired")
+	}
+	if p.APIKeyID != "" {
+		ok, err := s.APIKeyLive(ctx, p.APIKeyID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return E(KindUnauthorized, "credential_revoked", "the API key behind this stream was revoked or expired")
+		}
+		return nil
+	}
+	if _, err := s.LiveMemberPrincipal(ctx, p.MemberID, p.MeshID, p.Caps); err != nil {
+		return E(KindUnauthorized, "credential_revoked", "the member behind this stream was revoked")
+	}
+	return nil
 }

@@ -280,3 +280,32 @@ func (s *Store) MessagesAfter(ctx context.Context, meshID string, topicIDs []str
 	}
 	return rows, nil
 }
+
+// MeshMessagesBetween returns a mesh's messages with after < seq ≤ upTo in
+// seq order, at most limit (the hub's gap fill).
+func (s *Store) MeshMessagesBetween(ctx context.Context, meshID string, after, upTo int64, limit int) ([]MessageRow, error) {
+	var rows []MessageRow
+	err := messageRows(s.db.WithContext(ctx)).
+		Where("msg.mesh_id = ? AND msg.seq > ? AND msg.seq <= ?", meshID, after, upTo).
+		Order("msg.seq ASC").Limit(limit).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("mesh messages (%d, %d]: %w", after, upTo, err)
+	}
+	return rows, nil
+}
+
+// MeshLastSeqs reads meshes' last_seq in one query.
+func (s *Store) MeshLastSeqs(ctx context.Context, meshIDs []string) (map[string]int64, error) {
+	var rows []struct {
+		ID      string
+		LastSeq int64
+	}
+	if err := s.db.WithContext(ctx).Model(&Mesh{}).Select("id, last_seq").Where("id IN ?", meshIDs).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("read last seqs: %w", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.LastSeq
+	}
+	return out, nil
+}

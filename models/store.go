@@ -42,7 +42,7 @@ type Store struct {
 	// commits batches concurrent message posts per mesh (group commit).
 	commits *committer
 	// onCommit receives committed messages in seq order (the stream hub).
-	onCommit        func([]MessageRow)
+	onCommit        func(Committed)
 	maxMessageBytes int
 }
 
@@ -144,7 +144,7 @@ func (s *Store) SetHooks(h Hooks) { s.hooks = h }
 // OnCommit registers the function that receives every committed batch of
 // messages, in seq order, before the posters are answered. Set it once,
 // before serving.
-func (s *Store) OnCommit(fn func([]MessageRow)) { s.onCommit = fn }
+func (s *Store) OnCommit(fn func(Committed)) { s.onCommit = fn }
 
 // Close waits for queued posts to commit, then releases the connection pool.
 func (s *Store) Close() error {

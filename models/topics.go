@@ -444,3 +444,19 @@ func cut[T any](rows []T, limit int, key func(T) string) Page[T] {
 	}
 	return out
 }
+
+// VisibleTopics lists the non-archived topics a principal can read right
+// now: public ones and the private/dm ones it belongs to, within its
+// scopes. Streams without an explicit topic list follow these.
+func (s *Store) VisibleTopics(ctx context.Context, p *Principal) ([]Topic, error) {
+	q := s.db.WithContext(ctx).Where("mesh_id = ? AND archived_at IS NULL", p.MeshID).
+		Where("(visibility = ? OR id IN (SELECT topic_id FROM topic_members WHERE member_id = ?))", VisibilityPublic, p.MemberID)
+	if p.TopicScopes != nil {
+		q = q.Where("name IN ?", append([]string{""}, p.TopicScopes...))
+	}
+	var out []Topic
+	if err := q.Order("id").Limit(10_000).Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("visible topics: %w", err)
+	}
+	return out, nil
+}

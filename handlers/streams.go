@@ -1,0 +1,177 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/claudemesh/claudemesh-go/middleware"
+	"github.com/claudemesh/claudemesh-go/models"
+	"github.com/claudemesh/claudemesh-go/stream"
+)
+
+// CreateStreamToken mints a short-lived token for ?token= on the stream
+// routes: POST /v1/stream/token.
+func (h *Handler) CreateStreamToken(c echo.Context) error {
+	tok, exp, err := h.Tokens.SignStream(middleware.PrincipalFrom(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, struct {
+		Token     string    `json:"token"`
+		ExpiresAt time.Time `json:"expiresAt"`
+	}{tok, exp.UTC()})
+}
+
+type streamReady struct {
+	Topics  []string `json:"topics"`
+	LastSeq int64    `json:"lastSeq"`
+	Resumed bool     `json:"resumed"`
+}
+
+// TopicStream follows one topic: GET /v1/topics/{name}/stream.
+func (h *Handler) TopicStream(c echo.Context) error {
+	p := middleware.PrincipalFrom(c)
+	ctx := c.Request().Context()
+	since, err := stream.ParseLastEventID(c.Request().Header.Get("Last-Event-ID"), c.QueryParam("since"))
+	if err != nil {
+		return models.E(models.KindBadRequest, "invalid_query", "%s", err.Error())
+	}
+	ta, err := h.Store.TopicFor(ctx, p, topicParam(c))
+	if err != nil {
+		return err
+	}
+	topic := ta.Topic
+	wants := func(e *stream.Event) bool { return e.Kind == stream.KindMessage && e.TopicID == topic.ID }
+	revalidate := func(ctx context.Context) error {
+		if err := h.Store.StillValid(ctx, p); err != nil {
+			return err
+		}
+		_, err := h.Store.TopicFor(ctx, p, topic.Name)
+		return err
+	}
+	return h.serveStream(c, p, since, []models.Topic{topic}, wants, revalidate, nil)
+}
+
+// MeshStream follows several topics (or every visible one) plus the caller's
+// notifications and the mesh's presence: GET /stream?topics=a,b.
+func (h *Handler) MeshStream(c echo.Context) error {
+	p := middleware.PrincipalFrom(c)
+	ctx := c.Request().Context()
+	since, err := stream.ParseLastEventID(c.Request().Header.Get("Last-Event-ID"), c.QueryParam("since"))
+	if err != nil {
+		return models.E(models.KindBadRequest, "invalid_query", "%s", err.Error())
+	}
+	explicit := c.QueryParam("topics")
+	resolve := func(ctx context.Context) ([]models.Topic, error) {
+		if explicit == "" {
+			return h.Store.VisibleTopics(ctx, p)
+		}
+		var out []models.Topic
+		for _, name := range strings.Split(explicit, ",") {
+			if name = strings.TrimSpace(name); name == "" {
+				continue
+			}
+			ta, err := h.Store.TopicFor(ctx, p, name)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.ContainsFunc(out, func(t models.Topic) bool { return t.ID == ta.Topic.ID }) {
+				out = append(out, ta.Topic)
+			}
+		}
+		if len(out) > 256 {
+			return nil, models.E(models.KindBadRequest, "invalid_query", "at most 256 topics per stream")
+		}
+		return out, nil
+	}
+	topics, err := resolve(ctx)
+	if err != nil {
+		return err
+	}
+	filter := func(topics []models.Topic) func(*stream.Event) bool {
+		allowed := make(map[string]bool, len(topics))
+		for _, t := range topics {
+			allowed[t.ID] = true
+		}
+		return func(e *stream.Event) bool {
+			switch e.Kind {
+			case stream.KindMessage:
+				return allowed[e.TopicID]
+			case stream.KindNotification:
+				return e.Recipient == p.MemberID && allowed[e.TopicID]
+			default:
+				return true
+			}
+		}
+	}
+	var sub *stream.Subscription
+	revalidate := func(ctx context.Context) error {
+		if err := h.Store.StillValid(ctx, p); err != nil {
+			return err
+		}
+		now, err := resolve(ctx)
+		if err != nil {
+			return err // an explicitly named topic became invisible
+		}
+		sub.SetFilter(filter(now))
+		return nil
+	}
+	return h.serveStream(c, p, since, topics, filter(topics), revalidate, func(s *stream.Subscription) { sub = s })
+}
+
+// serveStream subscribes, anchors the live feed to the database, and runs
+// the SSE writer with replay limited to the given topics.
+func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, topics []models.Topic,
+	wants func(*stream.Event) bool, revalidate func(context.Context) error, got func(*stream.Subscription)) error {
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.Closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	sub := h.Hub.Subscribe(p.MeshID, wants)
+	defer sub.Close()
+	if got != nil {
+		got(sub)
+	}
+	last, err := h.Store.MeshLastSeqs(ctx, []string{p.MeshID})
+	if err != nil {
+		return err
+	}
+	baseline := last[p.MeshID]
+	h.Hub.Anchor(p.MeshID, baseline)
+	ids := make([]string, len(topics))
+	names := make([]string, len(topics))
+	for i, t := range topics {
+		ids[i], names[i] = t.ID, t.Name
+	}
+	sse := &stream.SSE{
+		Sub: sub, Since: since, Baseline: baseline, Revalidate: revalidate,
+		Replay: func(ctx context.Context, after int64, limit int) ([]models.MessageRow, error) {
+			return h.Store.MessagesAfter(ctx, p.MeshID, ids, after, limit)
+		},
+		Ready:           streamReady{Topics: names, LastSeq: baseline, Resumed: since >= 0},
+		Heartbeat:       h.StreamHeartbeat,
+		RevalidateEvery: h.StreamRevalidate,
+	}
+	err = sse.Serve(ctx, c.Response())
+	var de *models.Error
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+	case errors.As(err, &de), errors.Is(err, stream.ErrSlowConsumer), errors.Is(err, stream.ErrGap):
+		h.Log.Debug("stream ended", slog.String("member", p.MemberID), slog.String("reason", err.Error()))
+	default:
+		h.Log.Info("stream ended", slog.String("member", p.MemberID), slog.String("reason", err.Error()))
+	}
+	return nil // the response is committed; nothing more to render
+}

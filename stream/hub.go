@@ -1,0 +1,329 @@
+package stream
+
+import (
+	"context"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/claudemesh/claudemesh-go/models"
+)
+
+const hubShards = 64
+
+// Store is what the hub needs from the database: the truth it falls back on
+// when the live feed has a hole.
+type Store interface {
+	MeshMessagesBetween(ctx context.Context, meshID string, after, upTo int64, limit int) ([]models.MessageRow, error)
+	MeshLastSeqs(ctx context.Context, meshIDs []string) (map[string]int64, error)
+}
+
+// Metrics are the stream metrics, registered on the server's registry.
+type Metrics struct {
+	connections prometheus.Gauge
+	sent        prometheus.Counter
+	slow        prometheus.Counter
+	gaps        prometheus.Counter
+	latency     prometheus.Histogram
+}
+
+// NewMetrics registers the stream metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "claudemesh_stream_connections", Help: "Open SSE and WebSocket stream subscriptions."}),
+		sent:        prometheus.NewCounter(prometheus.CounterOpts{Name: "claudemesh_stream_events_sent_total", Help: "Events written to stream subscribers."}),
+		slow:        prometheus.NewCounter(prometheus.CounterOpts{Name: "claudemesh_stream_slow_disconnects_total", Help: "Subscribers cut off because their queue overflowed."}),
+		gaps:        prometheus.NewCounter(prometheus.CounterOpts{Name: "claudemesh_stream_gap_fills_total", Help: "Seq gaps in the live feed filled from the database."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "claudemesh_stream_publish_to_write_seconds",
+			Help: "Time from a commit reaching the hub to its event being written to a subscriber.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.connections, m.sent, m.slow, m.gaps, m.latency)
+	}
+	return m
+}
+
+// Limits bound each subscriber's queue.
+type Limits struct {
+	MaxQueuedEvents int // default 1024
+	MaxQueuedBytes  int // default 4 MiB
+}
+
+// Hub fans events out to subscribers. Meshes are spread over shards so one
+// busy mesh does not serialise the others; within a mesh, delivery is in
+// seq order and a hole in the seq sequence is filled from the database
+// before anything after it is delivered.
+type Hub struct {
+	store   Store
+	log     *slog.Logger
+	metrics *Metrics
+	limits  Limits
+	seed    maphash.Seed
+	shards  [hubShards]hubShard
+	// Forward, when set, receives every local commit (the NATS bridge).
+	forward func(models.Committed)
+}
+
+type hubShard struct {
+	mu     sync.RWMutex
+	meshes map[string]*meshState
+}
+
+// meshState is a mesh with live subscribers on this node.
+type meshState struct {
+	subs map[*Subscription]struct{}
+	// deliver serialises delivery for the mesh so events leave in seq order.
+	deliver sync.Mutex
+	lastSeq int64 // highest message seq delivered; 0 = not known yet
+}
+
+// NewHub builds a hub over the store.
+func NewHub(store Store, log *slog.Logger, metrics *Metrics, limits Limits) *Hub {
+	if limits.MaxQueuedEvents == 0 {
+		limits.MaxQueuedEvents = 1024
+	}
+	if limits.MaxQueuedBytes == 0 {
+		limits.MaxQueuedBytes = 4 << 20
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	h := &Hub{store: store, log: log, metrics: metrics, limits: limits, seed: maphash.MakeSeed()}
+	for i := range h.shards {
+		h.shards[i].meshes = map[string]*meshState{}
+	}
+	return h
+}
+
+// Metrics exposes the hub's metrics to the writers.
+func (h *Hub) Metrics() *Metrics { return h.metrics }
+
+// SetForward installs the function local commits are forwarded to.
+func (h *Hub) SetForward(fn func(models.Committed)) { h.forward = fn }
+
+func (h *Hub) shard(meshID string) *hubShard {
+	return &h.shards[maphash.String(h.seed, meshID)%hubShards]
+}
+
+// Subscribe registers a subscriber of a mesh. baseline is the mesh's
+// last_seq as read from the database right after subscribing; it anchors
+// gap detection when this is the mesh's first subscriber here.
+func (h *Hub) Subscribe(meshID string, wants func(*Event) bool) *Subscription {
+	s := &Subscription{hub: h, meshID: meshID, wants: wants, maxCount: h.limits.MaxQueuedEvents, maxBytes: h.limits.MaxQueuedBytes,
+		ready: make(chan struct{}, 1), done: make(chan struct{})}
+	sh := h.shard(meshID)
+	sh.mu.Lock()
+	ms := sh.meshes[meshID]
+	if ms == nil {
+		ms = &meshState{subs: map[*Subscription]struct{}{}}
+		sh.meshes[meshID] = ms
+	}
+	ms.subs[s] = struct{}{}
+	sh.mu.Unlock()
+	return s
+}
+
+// Anchor sets the mesh's delivered seq if nothing was delivered yet, so a
+// hole right after the first subscriber arrives is still detected.
+func (h *Hub) Anchor(meshID string, lastSeq int64) {
+	sh := h.shard(meshID)
+	sh.mu.RLock()
+	ms := sh.meshes[meshID]
+	sh.mu.RUnlock()
+	if ms == nil {
+		return
+	}
+	ms.deliver.Lock()
+	if ms.lastSeq == 0 {
+		ms.lastSeq = lastSeq
+	}
+	ms.deliver.Unlock()
+}
+
+func (h *Hub) unsubscribe(s *Subscription) {
+	sh := h.shard(s.meshID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ms := sh.meshes[s.meshID]
+	if ms == nil {
+		return
+	}
+	delete(ms.subs, s)
+	if len(ms.subs) == 0 {
+		delete(sh.meshes, s.meshID)
+	}
+}
+
+// OnCommit takes a local commit (the store's commit hook): it is forwarded
+// to the other nodes and delivered here.
+func (h *Hub) OnCommit(c models.Committed) {
+	if h.forward != nil {
+		h.forward(c)
+	}
+	h.Deliver(c)
+}
+
+// Deliver fans a commit out to this node's subscribers of its mesh, after
+// filling any hole between the last delivered seq and the commit's first.
+// Messages at or below the delivered seq are duplicates (our own commit
+// echoed back, or already fetched) and are dropped.
+func (h *Hub) Deliver(c models.Committed) {
+	at := time.Now()
+	sh := h.shard(c.MeshID)
+	sh.mu.RLock()
+	ms := sh.meshes[c.MeshID]
+	sh.mu.RUnlock()
+	if ms == nil || len(c.Messages) == 0 {
+		return
+	}
+	ms.deliver.Lock()
+	defer ms.deliver.Unlock()
+	var events []*Event
+	first := c.Messages[0].Seq
+	if ms.lastSeq > 0 && first > ms.lastSeq+1 {
+		missing, err := h.fill(c.MeshID, ms.lastSeq, first-1)
+		if err != nil {
+			h.log.Warn("stream gap fill failed; cutting subscribers so they resume", slog.String("mesh", c.MeshID), slog.String("error", err.Error()))
+			h.failMesh(c.MeshID, ErrGap)
+			return
+		}
+		for i := range missing {
+			events = append(events, MessageEvent(&missing[i], at))
+		}
+	}
+	for i := range c.Messages {
+		if c.Messages[i].Seq > ms.lastSeq || ms.lastSeq == 0 {
+			events = append(events, MessageEvent(&c.Messages[i], at))
+		}
+	}
+	if len(events) == 0 {
+		return
+	}
+	for i := range c.Notifications {
+		if c.Notifications[i].Seq > ms.lastSeq {
+			events = append(events, NotificationEvent(&c.Notifications[i], at))
+		}
+	}
+	ms.lastSeq = max(ms.lastSeq, events[len(events)-1].Seq, c.Messages[len(c.Messages)-1].Seq)
+	h.fanout(sh, c.MeshID, events)
+}
+
+// fill reads (after, upTo] from the database.
+func (h *Hub) fill(meshID string, after, upTo int64) ([]models.MessageRow, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := h.store.MeshMessagesBetween(ctx, meshID, after, upTo, int(min(upTo-after, 10_000)))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(rows)) != upTo-after && len(rows) < 10_000 {
+		// A seq not visible yet (its transaction committed on another node
+		// after ours read) cannot be skipped over.
+		return nil, errShortFill
+	}
+	h.metrics.gaps.Inc()
+	return rows, nil
+}
+
+var errShortFill = errorString("gap not yet visible in the database")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// Publish delivers a non-message event (presence) to a mesh's subscribers.
+func (h *Hub) Publish(e *Event) {
+	sh := h.shard(e.MeshID)
+	h.fanout(sh, e.MeshID, []*Event{e})
+}
+
+func (h *Hub) fanout(sh *hubShard, meshID string, events []*Event) {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	ms := sh.meshes[meshID]
+	if ms == nil {
+		return
+	}
+	for s := range ms.subs {
+		for _, e := range events {
+			s.offer(e)
+		}
+	}
+}
+
+func (h *Hub) failMesh(meshID string, err error) {
+	sh := h.shard(meshID)
+	sh.mu.RLock()
+	var subs []*Subscription
+	if ms := sh.meshes[meshID]; ms != nil {
+		for s := range ms.subs {
+			subs = append(subs, s)
+		}
+	}
+	sh.mu.RUnlock()
+	for _, s := range subs {
+		s.fail(err)
+	}
+}
+
+// Reconcile compares each subscribed mesh's delivered seq with the database
+// and fills what is missing. With several nodes this repairs commits whose
+// NATS message was lost even when no later commit arrives; it is one query
+// per node per tick, never one per connection.
+func (h *Hub) Reconcile(ctx context.Context) {
+	var ids []string
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for id := range sh.meshes {
+			ids = append(ids, id)
+		}
+		sh.mu.RUnlock()
+	}
+	if len(ids) == 0 {
+		return
+	}
+	last, err := h.store.MeshLastSeqs(ctx, ids)
+	if err != nil {
+		h.log.Warn("stream reconcile", slog.String("error", err.Error()))
+		return
+	}
+	for _, id := range ids {
+		sh := h.shard(id)
+		sh.mu.RLock()
+		ms := sh.meshes[id]
+		sh.mu.RUnlock()
+		if ms == nil {
+			continue
+		}
+		ms.deliver.Lock()
+		behind := ms.lastSeq > 0 && last[id] > ms.lastSeq
+		from := ms.lastSeq
+		ms.deliver.Unlock()
+		if !behind {
+			continue
+		}
+		rows, err := h.store.MeshMessagesBetween(ctx, id, from, last[id], 10_000)
+		if err != nil || len(rows) == 0 {
+			continue
+		}
+		h.Deliver(models.Committed{MeshID: id, Messages: rows})
+	}
+}
+
+// RunReconciler calls Reconcile every interval until ctx ends.
+func (h *Hub) RunReconciler(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.Reconcile(ctx)
+		}
+	}
+}

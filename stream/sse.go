@@ -1,0 +1,173 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/claudemesh/claudemesh-go/models"
+)
+
+// SSE timing defaults.
+const (
+	DefaultHeartbeat  = 15 * time.Second
+	DefaultRevalidate = 5 * time.Second
+	retryMillis       = 3000
+	replayPage        = 500
+	writeTimeout      = 10 * time.Second
+)
+
+// SSE is one Server-Sent Events response.
+type SSE struct {
+	// Sub is the live subscription, made before Replay is first called so
+	// nothing committed meanwhile is missed.
+	Sub *Subscription
+	// Since is the seq to resume after (Last-Event-ID or ?since=); negative
+	// means "start live, no replay".
+	Since int64
+	// Baseline is the mesh's last_seq read after subscribing; live events at
+	// or below it are skipped when not resuming.
+	Baseline int64
+	// Replay returns the caller's visible messages with seq above after, in
+	// seq order, at most limit.
+	Replay func(ctx context.Context, after int64, limit int) ([]models.MessageRow, error)
+	// Revalidate is called every RevalidateEvery; an error ends the stream
+	// (revoked key, member or topic access).
+	Revalidate      func(ctx context.Context) error
+	RevalidateEvery time.Duration
+	Heartbeat       time.Duration
+	// Ready is the payload of the first event.
+	Ready any
+}
+
+// Serve writes the stream until the client leaves, the subscription ends or
+// revalidation fails. Resume is exact: replay from the database after
+// Since, then live events, skipping any seq already written.
+func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter) error {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-store")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	m := o.Sub.hub.metrics
+	m.connections.Inc()
+	defer m.connections.Dec()
+
+	write := func(b []byte) error {
+		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	lastSent := o.Baseline
+	hello := fmt.Appendf(nil, "retry: %d\n\n", retryMillis)
+	hello = append(hello, frame(0, "ready", mustJSON(o.Ready))...)
+	if err := write(hello); err != nil {
+		return err
+	}
+	if o.Since >= 0 {
+		lastSent = o.Since
+		for {
+			rows, err := o.Replay(ctx, lastSent, replayPage)
+			if err != nil {
+				return fmt.Errorf("replay after %d: %w", lastSent, err)
+			}
+			var buf []byte
+			for i := range rows {
+				e := MessageEvent(&rows[i], time.Time{})
+				buf = append(buf, e.SSE...)
+				lastSent = rows[i].Seq
+			}
+			if len(buf) > 0 {
+				if err := write(buf); err != nil {
+					return err
+				}
+				m.sent.Add(float64(len(rows)))
+			}
+			if len(rows) < replayPage {
+				break
+			}
+		}
+	}
+	hb := time.NewTicker(orDefault(o.Heartbeat, DefaultHeartbeat))
+	defer hb.Stop()
+	rv := time.NewTicker(orDefault(o.RevalidateEvery, DefaultRevalidate))
+	defer rv.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-o.Sub.Done():
+			return o.Sub.Err()
+		case <-hb.C:
+			if err := write([]byte(": heartbeat\n\n")); err != nil {
+				return err
+			}
+		case <-rv.C:
+			if err := o.Revalidate(ctx); err != nil {
+				_ = write(frame(0, "end", mustJSON(map[string]string{"reason": err.Error()})))
+				return err
+			}
+		case <-o.Sub.Ready():
+			var (
+				buf   []byte
+				sent  int
+				times []time.Time
+			)
+			for _, e := range o.Sub.Take() {
+				if e.Kind == KindMessage {
+					if e.Seq <= lastSent {
+						continue // replayed already, or before the baseline
+					}
+					lastSent = e.Seq
+				}
+				buf = append(buf, e.SSE...)
+				sent++
+				times = append(times, e.At)
+			}
+			if sent == 0 {
+				continue
+			}
+			if err := write(buf); err != nil {
+				return err
+			}
+			now := time.Now()
+			for _, t := range times {
+				if !t.IsZero() {
+					m.latency.Observe(now.Sub(t).Seconds())
+				}
+			}
+			m.sent.Add(float64(sent))
+		}
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// ParseLastEventID reads the resume point from the Last-Event-ID header or
+// ?since=; -1 means none was given.
+func ParseLastEventID(header, since string) (int64, error) {
+	raw := header
+	if raw == "" {
+		raw = since
+	}
+	if raw == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errors.New("Last-Event-ID and since must be a message seq (a non-negative integer)")
+	}
+	return n, nil
+}
