@@ -130,22 +130,14 @@ func (h *Handler) MeshStream(c echo.Context) error {
 // the SSE writer with replay limited to the given topics.
 func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, topics []models.Topic,
 	wants func(*stream.Event) bool, revalidate func(context.Context) error, got func(*stream.Subscription)) error {
-	ctx, cancel := context.WithCancel(c.Request().Context())
-	defer cancel()
-	go func() {
-		select {
-		case <-h.Closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx := c.Request().Context()
 	sub := h.Hub.Subscribe(p.MeshID, wants)
-	defer sub.Close()
 	if got != nil {
 		got(sub)
 	}
 	last, err := h.Store.MeshLastSeqs(ctx, []string{p.MeshID})
 	if err != nil {
+		sub.Close()
 		return err
 	}
 	baseline := last[p.MeshID]
@@ -163,15 +155,23 @@ func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, 
 		Ready:           streamReady{Topics: names, LastSeq: baseline, Resumed: since >= 0},
 		Heartbeat:       h.StreamHeartbeat,
 		RevalidateEvery: h.StreamRevalidate,
+		Stop:            h.Closing,
 	}
-	err = sse.Serve(ctx, c.Response())
-	var de *models.Error
-	switch {
-	case err == nil, errors.Is(err, context.Canceled):
-	case errors.As(err, &de), errors.Is(err, stream.ErrSlowConsumer), errors.Is(err, stream.ErrGap):
-		h.Log.Debug("stream ended", slog.String("member", p.MemberID), slog.String("reason", err.Error()))
-	default:
-		h.Log.Info("stream ended", slog.String("member", p.MemberID), slog.String("reason", err.Error()))
+	// The writer may take the connection over from net/http; record the
+	// status for the request log now.
+	c.Response().Status = http.StatusOK
+	ended := func(err error) {
+		var de *models.Error
+		switch {
+		case err == nil, errors.Is(err, context.Canceled):
+		case errors.As(err, &de), errors.Is(err, stream.ErrSlowConsumer), errors.Is(err, stream.ErrGap):
+			h.Log.Debug("stream ended", slog.String("member", p.MemberID), slog.String("reason", err.Error()))
+		default:
+			h.Log.Info("stream ended", slog.String("member", p.MemberID), slog.String("reason", err.Error()))
+		}
+	}
+	if err := sse.Serve(ctx, c.Response(), ended); err != nil {
+		ended(err)
 	}
 	return nil // the response is committed; nothing more to render
 }

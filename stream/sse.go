@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,30 +42,50 @@ type SSE struct {
 	Heartbeat       time.Duration
 	// Ready is the payload of the first event.
 	Ready any
+	// Stop ends the stream when closed (server shutdown).
+	Stop <-chan struct{}
 }
 
-// Serve writes the stream until the client leaves, the subscription ends or
+// Serve starts the stream. When the connection can be taken over from
+// net/http, the stream continues on its own goroutine and Serve returns at
+// once, so net/http and the router release everything they held for the
+// request; done (if not nil) is called with the reason when it ends.
+// Otherwise Serve streams on the caller's goroutine until the end.
+// Either way Serve owns the subscription and closes it.
+func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter, done func(error)) error {
+	write, closeConn, hijacked, err := open(w)
+	if err != nil {
+		o.Sub.Close()
+		return err
+	}
+	if !hijacked {
+		err := o.run(ctx, write)
+		closeConn()
+		return err
+	}
+	// The request's context ends when the handler returns; the stream's
+	// own context ends with the stream.
+	go func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		err := o.run(ctx, write)
+		cancel()
+		closeConn()
+		if done != nil {
+			done(err)
+		}
+	}()
+	return nil
+}
+
+// run writes the stream until the client leaves, the subscription ends or
 // revalidation fails. Resume is exact: replay from the database after
 // Since, then live events, skipping any seq already written.
-func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter) error {
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache, no-store")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+func (o *SSE) run(ctx context.Context, write func([]byte) error) error {
+	defer o.Sub.Close()
 	m := o.Sub.hub.metrics
 	m.connections.Inc()
 	defer m.connections.Dec()
 
-	write := func(b []byte) error {
-		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
 	lastSent := o.Baseline
 	hello := fmt.Appendf(nil, "retry: %d\n\n", retryMillis)
 	hello = append(hello, frame(0, "ready", mustJSON(o.Ready))...)
@@ -102,6 +123,9 @@ func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter) error {
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-o.Stop:
+			_ = write(frame(0, "end", mustJSON(map[string]string{"reason": "server shutting down; reconnect with Last-Event-ID"})))
 			return nil
 		case <-o.Sub.Done():
 			return o.Sub.Err()
@@ -146,6 +170,52 @@ func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter) error {
 			m.sent.Add(float64(sent))
 		}
 	}
+}
+
+// open starts the response. It takes the connection over from net/http when
+// it can: an idle stream then costs one goroutine and no net/http buffers
+// (net/http keeps a background reader goroutine and ~12 KiB of bufio per
+// connection for a handler that is still running). The body is delimited by
+// closing the connection, so no chunked encoding is needed. A dead client is
+// noticed at the next write (a heartbeat at the latest).
+func open(w http.ResponseWriter) (write func([]byte) error, closeConn func(), hijacked bool, err error) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-store")
+	h.Set("X-Accel-Buffering", "no")
+	rc := http.NewResponseController(w)
+	conn, _, err := rc.Hijack()
+	if err != nil {
+		// Not HTTP/1.x (or a test recorder): stream through net/http.
+		h.Set("Connection", "keep-alive")
+		w.WriteHeader(http.StatusOK)
+		write = func(b []byte) error {
+			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			return rc.Flush()
+		}
+		return write, func() {}, false, nil
+	}
+	h.Set("Connection", "close")
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(&head)
+	head.WriteString("\r\n")
+	// net/http's buffers are dropped with the handler: anything the client
+	// sends after the request is ignored, and whole frames go straight to
+	// the socket.
+	write = func(b []byte) error {
+		_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := conn.Write(b)
+		return err
+	}
+	if err := write(head.Bytes()); err != nil {
+		conn.Close()
+		return nil, nil, true, err
+	}
+	return write, func() { conn.Close() }, true, nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {
