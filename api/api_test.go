@@ -335,3 +335,27 @@ func TestAuthRoutesRateLimitedPerIP(t *testing.T) {
 	e.wantProblem("POST", "/v1/auth/login", "", body, http.StatusUnauthorized, "invalid_credentials")
 	e.wantProblem("POST", "/v1/auth/login", "", body, http.StatusTooManyRequests, "rate_limited")
 }
+
+func TestCORSFromConfig(t *testing.T) {
+	e := newEnv(t, models.SQLite, func(c *api.Config) { c.CORSOrigins = []string{"https://dash.example.com"} })
+	req, _ := http.NewRequest("OPTIONS", e.base+"/v1/meshes", nil)
+	req.Header.Set("Origin", "https://dash.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://dash.example.com" {
+		t.Errorf("allowed origin = %q", got)
+	}
+	req.Header.Set("Origin", "https://evil.example.com")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("foreign origin allowed: %q", got)
+	}
+}

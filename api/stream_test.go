@@ -357,3 +357,34 @@ func TestTwoBrokersOverNATS(t *testing.T) {
 		t.Fatalf("reconciler delivered %d, want %d", got, s4)
 	}
 }
+
+func TestStreamEndsWhenTopicAccessIsLost(t *testing.T) {
+	e := newEnv(t, models.Postgres, func(c *api.Config) { c.StreamRevalidate = 50 * time.Millisecond })
+	owner := e.signup()
+	m := e.createMesh(owner.AccessToken, "Access")
+	inv := e.invite(owner.AccessToken, m.Mesh.ID, map[string]any{"maxUses": 2})
+	lead, bob := e.join(inv, "lead"), e.join(inv, "bob")
+	e.must("POST", "/v1/topics", lead.APIKey.Key, map[string]string{"name": "core", "visibility": "private"}, http.StatusCreated, nil)
+	e.must("POST", "/v1/topics/core/members", lead.APIKey.Key, map[string]string{"memberId": bob.Member.ID}, http.StatusCreated, nil)
+	one := e.follow("/v1/topics/core/stream", bob.APIKey.Key, "")
+	defer one.cancel()
+	one.next(t, "ready")
+	named := e.follow("/stream?topics=core", bob.APIKey.Key, "")
+	defer named.cancel()
+	named.next(t, "ready")
+	e.must("DELETE", "/v1/topics/core/members/"+bob.Member.ID, lead.APIKey.Key, nil, http.StatusNoContent, nil)
+	one.next(t, "end")
+	named.next(t, "end")
+}
+
+func TestStreamEndsWhenMemberIsRevoked(t *testing.T) {
+	e := newEnv(t, models.SQLite, func(c *api.Config) { c.StreamRevalidate = 50 * time.Millisecond })
+	owner := e.signup()
+	m := e.createMesh(owner.AccessToken, "Gone")
+	peer := e.join(e.invite(owner.AccessToken, m.Mesh.ID, nil), "peer")
+	f := e.follow("/stream", peer.APIKey.Key, "")
+	defer f.cancel()
+	f.next(t, "ready")
+	e.must("DELETE", "/v1/members/"+peer.Member.ID, e.memberToken(owner.AccessToken, m.Mesh.ID), nil, http.StatusNoContent, nil)
+	f.next(t, "end")
+}
