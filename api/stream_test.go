@@ -22,6 +22,7 @@ import (
 
 	"github.com/claudemesh/claudemesh-go/api"
 	"github.com/claudemesh/claudemesh-go/models"
+	"github.com/claudemesh/claudemesh-go/stream"
 )
 
 // follower is an r3labs SSE client reading a stream into a channel.
@@ -331,6 +332,14 @@ func TestTwoBrokersOverNATS(t *testing.T) {
 	}
 	if got := f.seq(t); got != s1 {
 		t.Fatalf("broker 1 client got seq %d, want %d from broker 2", got, s1)
+	}
+	// Presence changes on broker 2 reach /stream subscribers on broker 1.
+	all := b1.follow("/stream", key, "")
+	defer all.cancel()
+	all.next(t, "ready")
+	b2.srv.Hub().Publish(stream.PresenceEvent(m.Mesh.ID, map[string]string{"status": "working"}, time.Now()))
+	if ev := all.next(t, "presence"); !strings.Contains(string(ev.Data), "working") {
+		t.Errorf("presence from broker 2 = %s", ev.Data)
 	}
 
 	b2.srv.Close() // broker 2 loses NATS

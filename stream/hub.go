@@ -63,8 +63,10 @@ type Hub struct {
 	limits  Limits
 	seed    maphash.Seed
 	shards  [hubShards]hubShard
-	// Forward, when set, receives every local commit (the NATS bridge).
-	forward func(models.Committed)
+	// forward and forwardEvent, when set, carry local commits and local
+	// presence events to the other nodes (the NATS bridge).
+	forward      func(models.Committed)
+	forwardEvent func(*Event)
 }
 
 type hubShard struct {
@@ -101,8 +103,11 @@ func NewHub(store Store, log *slog.Logger, metrics *Metrics, limits Limits) *Hub
 // Metrics exposes the hub's metrics to the writers.
 func (h *Hub) Metrics() *Metrics { return h.metrics }
 
-// SetForward installs the function local commits are forwarded to.
-func (h *Hub) SetForward(fn func(models.Committed)) { h.forward = fn }
+// SetForward installs the functions local commits and local presence
+// events are forwarded to.
+func (h *Hub) SetForward(commits func(models.Committed), events func(*Event)) {
+	h.forward, h.forwardEvent = commits, events
+}
 
 func (h *Hub) shard(meshID string) *hubShard {
 	return &h.shards[maphash.String(h.seed, meshID)%hubShards]
@@ -234,10 +239,19 @@ type errorString string
 
 func (e errorString) Error() string { return string(e) }
 
-// Publish delivers a non-message event (presence) to a mesh's subscribers.
+// Publish delivers a non-message event (presence) to the mesh's
+// subscribers on this node and, with NATS on, on the others.
 func (h *Hub) Publish(e *Event) {
-	sh := h.shard(e.MeshID)
-	h.fanout(sh, e.MeshID, []*Event{e})
+	if h.forwardEvent != nil {
+		h.forwardEvent(e)
+	}
+	h.PublishLocal(e)
+}
+
+// PublishLocal delivers a non-message event to this node's subscribers only
+// (what arrives from the other nodes).
+func (h *Hub) PublishLocal(e *Event) {
+	h.fanout(h.shard(e.MeshID), e.MeshID, []*Event{e})
 }
 
 func (h *Hub) fanout(sh *hubShard, meshID string, events []*Event) {
