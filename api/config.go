@@ -34,6 +34,20 @@ type Config struct {
 	// StreamQueueEvents bounds each stream subscriber's queue; a subscriber
 	// that falls this far behind is cut off and resumes by Last-Event-ID.
 	StreamQueueEvents int
+	// QueueTTL is how long an unacknowledged direct message waits for its
+	// recipient before it expires (QUEUE_TTL_SECONDS, 7 days).
+	QueueTTL time.Duration
+	// WebSocket limits (docs/ws-protocol.md): the largest frame, sends per
+	// second and burst per connection, and the bytes a member may have
+	// queued and unacknowledged. Exceeding them is an error frame; only a
+	// frame over WSMaxFrameBytes closes the connection.
+	WSMaxFrameBytes  int64
+	WSSendsPerSecond float64
+	WSSendBurst      int
+	WSMaxQueuedBytes int64
+	// WSRecheck is how often the WebSocket server re-checks revocations and
+	// sweeps presence and the queue (2 s; tests shorten it).
+	WSRecheck time.Duration
 }
 
 // BodyLimit bounds every request body: room for the largest ciphertext in
@@ -98,6 +112,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.AuthRateLimit = floatVar("AUTH_RATE_LIMIT_PER_SECOND", 0.5, 0.001, 1e6)
 	c.AuthRateLimitBurst = intVar("AUTH_RATE_LIMIT_BURST", 10, 1, 1e6)
 	c.StreamQueueEvents = intVar("STREAM_QUEUE_EVENTS", 1024, 8, 1<<20)
+	c.QueueTTL = time.Duration(intVar("QUEUE_TTL_SECONDS", 7*86400, 60, 365*86400)) * time.Second
+	c.WSMaxFrameBytes = int64(intVar("WS_MAX_FRAME_BYTES", 1<<20, 64<<10, 64<<20))
+	c.WSSendsPerSecond = floatVar("WS_SENDS_PER_SECOND", 50, 0.1, 1e6)
+	c.WSSendBurst = intVar("WS_SEND_BURST", 100, 1, 1e6)
+	c.WSMaxQueuedBytes = int64(intVar("WS_MAX_QUEUED_BYTES", 32<<20, 64<<10, 1<<34))
 	if err != nil {
 		return Config{}, err
 	}

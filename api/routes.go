@@ -82,4 +82,11 @@ func (s *Server) routes(h *handlers.Handler, auth *middleware.Authenticator, met
 	e.POST("/v1/stream/token", h.CreateStreamToken, read)
 	e.GET("/v1/topics/:name/stream", h.TopicStream, auth.StreamToken, read)
 	e.GET("/stream", h.MeshStream, auth.StreamToken, read)
+
+	// ---- peer: Claude Code sessions. /ws authenticates inside the protocol
+	// (a signed hello, docs/ws-protocol.md); hooks use the member's API key ----
+	peers := &handlers.Peers{Handler: h, WS: s.peers}
+	e.GET("/ws", peers.ConnectWS)
+	e.GET("/v1/peers", peers.ListPeers, read)
+	e.POST("/hook/set-status", peers.SetStatusHook, middleware.RequireMember(models.CapStateWrite))
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/claudemesh/claudemesh-go/middleware"
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/stream"
+	"github.com/claudemesh/claudemesh-go/ws"
 )
 
 // Server is an assembled broker.
@@ -37,6 +38,7 @@ type Server struct {
 	ipLimiter   *middleware.RateLimiter
 	hub         *stream.Hub
 	bridge      *stream.Bridge
+	peers       *ws.Server    // the peer WebSocket protocol on /ws
 	closing     chan struct{} // closed when the server shuts down
 	closeOnce   sync.Once
 }
@@ -93,6 +95,14 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 			return nil, err
 		}
 	}
+	node := ""
+	if s.bridge != nil {
+		node = s.bridge.Node()
+	}
+	s.peers = ws.New(ws.Config{NodeID: node, QueueTTL: cfg.QueueTTL, StatusTTL: cfg.StatusTTL, HookFreshWindow: cfg.HookFreshWindow,
+		MaxMessageBytes: cfg.MaxMessageBytes, MaxFrameBytes: cfg.WSMaxFrameBytes, SendsPerSecond: cfg.WSSendsPerSecond,
+		SendBurst: cfg.WSSendBurst, MaxQueuedBytes: cfg.WSMaxQueuedBytes, RecheckEvery: cfg.WSRecheck, OriginPatterns: cfg.CORSOrigins},
+		store, s.hub, log)
 	h := &handlers.Handler{Store: store, Tokens: tokens, Log: log, OpenAPI: claudemesh.OpenAPI, Hub: s.hub,
 		StreamHeartbeat: cfg.StreamHeartbeat, StreamRevalidate: cfg.StreamRevalidate, Closing: s.closing}
 	s.routes(h, auth, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -102,8 +112,15 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 // Hub is the server's stream hub.
 func (s *Server) Hub() *stream.Hub { return s.hub }
 
-// Close releases what New opened (the NATS connection).
+// Peers is the server's WebSocket server (tests run its maintenance pass).
+func (s *Server) Peers() *ws.Server { return s.peers }
+
+// Close releases what New opened: it ends the peer connections, then the
+// NATS connection. Call it before closing the store.
 func (s *Server) Close() {
+	// Peer connections record their disconnects, so they end before the
+	// caller closes the store.
+	s.peers.Close()
 	if s.bridge != nil {
 		s.bridge.Close()
 	}
@@ -147,6 +164,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.limiter.Run(bg)
 	go s.authLimiter.Run(bg)
 	go s.ipLimiter.Run(bg)
+	go s.peers.Run(bg)
 	if s.bridge != nil {
 		// Several nodes: repair commits whose NATS message was lost.
 		go s.hub.RunReconciler(bg, 2*time.Second)
@@ -166,6 +184,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := srv.Shutdown(shutdown); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	// Hijacked WebSocket connections are not part of Shutdown: end them
+	// with 1001 (going away) so peers reconnect to another node.
+	s.peers.Close()
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

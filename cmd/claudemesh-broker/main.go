@@ -5,6 +5,7 @@
 //	claudemesh-broker migrate                     apply database migrations and exit
 //	claudemesh-broker backfill-owner-members [--dry-run]
 //	                                              give owners without a member row one
+//	claudemesh-broker audit verify                check every mesh's audit hash chain
 //	claudemesh-broker version                     print the version
 package main
 
@@ -46,11 +47,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, "claudemesh-broker", buildVersion())
 		return nil
 	case "help", "--help", "-h":
-		fmt.Fprintln(stdout, "usage: claudemesh-broker [serve | migrate | backfill-owner-members [--dry-run] | version]")
+		fmt.Fprintln(stdout, "usage: claudemesh-broker [serve | migrate | backfill-owner-members [--dry-run] | audit verify | version]")
 		return nil
 	case "serve", "migrate", "backfill-owner-members":
+	case "audit":
+		if len(args) != 1 || args[0] != "verify" {
+			return fmt.Errorf("usage: claudemesh-broker audit verify")
+		}
 	default:
-		return fmt.Errorf("unknown command %q (try: serve, migrate, backfill-owner-members, version)", cmd)
+		return fmt.Errorf("unknown command %q (try: serve, migrate, backfill-owner-members, audit verify, version)", cmd)
 	}
 	cfg, err := api.LoadConfig(getenv)
 	if err != nil {
@@ -76,12 +81,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "backfill-owner-members":
 		return backfill(ctx, store, args, stdout)
+	case "audit":
+		return auditVerify(ctx, store, stdout)
 	}
 	log.Info("database ready", slog.String("dialect", string(store.Dialect())), slog.Int64("schema_version", v))
 	srv, err := api.New(ctx, cfg, store, log)
 	if err != nil {
 		return err
 	}
+	defer srv.Close() // before the store closes: peer connections record their disconnects
 	return srv.Run(ctx)
 }
 
@@ -107,6 +115,24 @@ func backfill(ctx context.Context, store *models.Store, args []string, stdout io
 		verb = "would create"
 	}
 	fmt.Fprintf(stdout, "%s %d owner member(s)\n", verb, len(res))
+	return nil
+}
+
+// auditVerify walks every mesh's audit chain. A broken chain (an edited or
+// deleted row) prints the first broken row of each mesh and fails the
+// command, so it can gate a cron job or a deploy.
+func auditVerify(ctx context.Context, store *models.Store, stdout io.Writer) error {
+	breaks, checked, err := store.VerifyAudit(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range breaks {
+		fmt.Fprintf(stdout, "mesh %s: audit chain broken at seq %d: %s\n", b.MeshID, b.Seq, b.Reason)
+	}
+	if len(breaks) > 0 {
+		return fmt.Errorf("audit chain broken in %d mesh(es) (%d events checked)", len(breaks), checked)
+	}
+	fmt.Fprintf(stdout, "audit chain intact: %d events checked\n", checked)
 	return nil
 }
 

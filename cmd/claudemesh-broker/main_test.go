@@ -24,14 +24,19 @@ func envOf(kv map[string]string) func(string) string {
 
 func TestBadConfigNamesTheVariable(t *testing.T) {
 	cases := map[string]string{
-		"BROKER_PORT":        "70000",
-		"STATUS_TTL_SECONDS": "soon",
-		"DATABASE_URL":       "mysql://x",
-		"JWT_SECRET":         "short",
-		"LOG_LEVEL":          "loud",
-		"NATS_URL":           "http://nats",
-		"CORS_ORIGINS":       "example.com",
-		"MAX_MESSAGE_BYTES":  "-1",
+		"BROKER_PORT":         "70000",
+		"STATUS_TTL_SECONDS":  "soon",
+		"DATABASE_URL":        "mysql://x",
+		"JWT_SECRET":          "short",
+		"LOG_LEVEL":           "loud",
+		"NATS_URL":            "http://nats",
+		"CORS_ORIGINS":        "example.com",
+		"MAX_MESSAGE_BYTES":   "-1",
+		"QUEUE_TTL_SECONDS":   "5",
+		"WS_MAX_FRAME_BYTES":  "10",
+		"WS_SENDS_PER_SECOND": "fast",
+		"WS_SEND_BURST":       "0",
+		"WS_MAX_QUEUED_BYTES": "1",
 	}
 	for name, val := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -73,7 +78,7 @@ func TestMigrateAndBackfillCommands(t *testing.T) {
 			if err := run(ctx, []string{"migrate"}, envOf(env), &out, &errb); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(out.String(), "schema at version 1") {
+			if !strings.Contains(out.String(), "schema at version 2") {
 				t.Errorf("migrate printed %q", out.String())
 			}
 			// A legacy mesh whose owner has no member row.
@@ -189,4 +194,71 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestAuditVerifyCommand: a clean chain verifies; editing a row in one mesh
+// and deleting a row in another both fail the command, which names each
+// mesh's first broken row.
+func TestAuditVerifyCommand(t *testing.T) {
+	for _, d := range storetest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			opt := storetest.Options(t, d)
+			env := map[string]string{"DATABASE_URL": opt.DatabaseURL, "CLAUDEMESH_SQLITE_PATH": opt.SQLitePath}
+			ctx := context.Background()
+			s, err := models.Open(ctx, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			u, _, err := s.Signup(ctx, models.SignupInput{Email: "audit@example.com", Password: "long enough pw", Name: "Auditor"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var meshes []*models.CreatedMesh
+			for _, name := range []string{"Edited", "Deleted"} {
+				cm, err := s.CreateMyMesh(ctx, u, models.CreateMeshInput{Name: name})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range 3 {
+					if _, _, err := s.CreateInvite(ctx, &cm.Member, "", models.CreateInviteInput{}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				meshes = append(meshes, cm)
+			}
+			db, _ := s.SQLDB()
+			defer s.Close()
+
+			var out, errb bytes.Buffer
+			if err := run(ctx, []string{"audit", "verify"}, envOf(env), &out, &errb); err != nil {
+				t.Fatalf("clean chain: %v\n%s", err, out.String())
+			}
+			if !strings.Contains(out.String(), "audit chain intact: 8 events checked") {
+				t.Errorf("clean output %q", out.String())
+			}
+			if _, err := db.Exec(`UPDATE audit_events SET metadata = '{"prefix":"forged"}' WHERE mesh_id = $1 AND seq = 2`, meshes[0].Mesh.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(`DELETE FROM audit_events WHERE mesh_id = $1 AND seq = 3`, meshes[1].Mesh.ID); err != nil {
+				t.Fatal(err)
+			}
+			out.Reset()
+			err = run(ctx, []string{"audit", "verify"}, envOf(env), &out, &errb)
+			if err == nil || !strings.Contains(err.Error(), "broken in 2 mesh(es)") {
+				t.Fatalf("tampered chain: err = %v", err)
+			}
+			for _, want := range []string{"mesh " + meshes[0].Mesh.ID + ": audit chain broken at seq 2: hash does not match the row",
+				"mesh " + meshes[1].Mesh.ID + ": audit chain broken at seq 3: event missing"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("output %q lacks %q", out.String(), want)
+				}
+			}
+			if err := run(ctx, []string{"audit"}, envOf(env), &out, &errb); err == nil {
+				t.Error("audit without verify accepted")
+			}
+		})
+	}
 }
