@@ -168,6 +168,16 @@ func (w *world) dial(p peer, session string, edit ...func(*ws.HelloOptions)) *ws
 // presence, are skipped), failing after five seconds.
 func next(t testing.TB, c *ws.Client, types ...string) *ws.Frame {
 	t.Helper()
+	// Frames that arrived while send waited for its answer come first, in
+	// order (the server may push before it answers: a turn to idle releases
+	// held messages before the set_status ack is written).
+	for f := takeBacklog(c); f != nil; f = takeBacklog(c) {
+		for _, typ := range types {
+			if f.Type == typ {
+				return f
+			}
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for {
@@ -204,7 +214,32 @@ func send(t testing.TB, c *ws.Client, frame map[string]any) *ws.Frame {
 		if f.Ref == ref && f.Type != ws.TypeMessage && f.Type != ws.TypePresence {
 			return f
 		}
+		keepBacklog(c, f)
 	}
+}
+
+var (
+	backlogMu sync.Mutex
+	backlogs  = map[*ws.Client][]*ws.Frame{}
+)
+
+// keepBacklog holds a frame send read past, for next.
+func keepBacklog(c *ws.Client, f *ws.Frame) {
+	backlogMu.Lock()
+	defer backlogMu.Unlock()
+	backlogs[c] = append(backlogs[c], f)
+}
+
+func takeBacklog(c *ws.Client) *ws.Frame {
+	backlogMu.Lock()
+	defer backlogMu.Unlock()
+	q := backlogs[c]
+	if len(q) == 0 {
+		delete(backlogs, c)
+		return nil
+	}
+	backlogs[c] = q[1:]
+	return q[0]
 }
 
 // closed waits for the server to close c and returns the close code and reason.
