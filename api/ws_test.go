@@ -57,22 +57,13 @@ func wsNext(t testing.TB, c *ws.Client, typ string) *ws.Frame {
 // wsSend writes a frame with a ref and returns the answer to it.
 func wsSend(t testing.TB, c *ws.Client, f map[string]any) *ws.Frame {
 	t.Helper()
-	ref := fmt.Sprintf("r%d", time.Now().UnixNano())
-	f["ref"] = ref
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.Send(ctx, f); err != nil {
-		t.Fatal(err)
+	g, err := c.Call(ctx, f)
+	if err != nil {
+		t.Fatalf("waiting for the answer to %v: %v", f["type"], err)
 	}
-	for {
-		g, err := c.Next(ctx)
-		if err != nil {
-			t.Fatalf("waiting for the answer to %v: %v", f["type"], err)
-		}
-		if g.Ref == ref {
-			return g
-		}
-	}
+	return g
 }
 
 func sealFor(t testing.TB, from, to cryptoPeer, text, priority, cid string) map[string]any {

@@ -21,6 +21,10 @@ type Client struct {
 	Nonce string
 	// Welcome is the server's answer to an accepted hello.
 	Welcome *Frame
+	// pending holds frames Call read past while waiting for its answer;
+	// Next returns them first. A Client is used by one goroutine at a time.
+	pending []*Frame
+	refs    int
 }
 
 // HelloOptions identify the peer.
@@ -173,8 +177,43 @@ func (c *Client) SendRaw(ctx context.Context, b []byte) error {
 	return c.conn.Write(ctx, websocket.MessageText, b)
 }
 
-// Next reads the next frame.
+// Next reads the next frame (frames Call read past come first, in order).
 func (c *Client) Next(ctx context.Context) (*Frame, error) {
+	if len(c.pending) > 0 {
+		f := c.pending[0]
+		c.pending = c.pending[1:]
+		return f, nil
+	}
+	return c.read(ctx)
+}
+
+// Call sends a frame with a fresh ref (unless it has one) and returns the
+// server's answer to it. Pushes, presence and topic messages that arrive
+// first are kept for Next: the server may push before it answers (a turn
+// to idle releases held messages before the set_status ack is written).
+func (c *Client) Call(ctx context.Context, frame map[string]any) (*Frame, error) {
+	ref, _ := frame["ref"].(string)
+	if ref == "" {
+		c.refs++
+		ref = fmt.Sprintf("c%d", c.refs)
+		frame["ref"] = ref
+	}
+	if err := c.Send(ctx, frame); err != nil {
+		return nil, err
+	}
+	for {
+		f, err := c.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if f.Ref == ref && f.Type != TypeMessage && f.Type != TypePresence {
+			return f, nil
+		}
+		c.pending = append(c.pending, f)
+	}
+}
+
+func (c *Client) read(ctx context.Context) (*Frame, error) {
 	_, b, err := c.conn.Read(ctx)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package ws_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -168,16 +167,6 @@ func (w *world) dial(p peer, session string, edit ...func(*ws.HelloOptions)) *ws
 // presence, are skipped), failing after five seconds.
 func next(t testing.TB, c *ws.Client, types ...string) *ws.Frame {
 	t.Helper()
-	// Frames that arrived while send waited for its answer come first, in
-	// order (the server may push before it answers: a turn to idle releases
-	// held messages before the set_status ack is written).
-	for f := takeBacklog(c); f != nil; f = takeBacklog(c) {
-		for _, typ := range types {
-			if f.Type == typ {
-				return f
-			}
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for {
@@ -193,53 +182,17 @@ func next(t testing.TB, c *ws.Client, types ...string) *ws.Frame {
 	}
 }
 
-// send writes a frame and returns the answer with the same ref.
+// send writes a frame and returns the answer with the same ref; frames
+// that arrive first stay for next.
 func send(t testing.TB, c *ws.Client, frame map[string]any) *ws.Frame {
 	t.Helper()
-	ref, _ := frame["ref"].(string)
-	if ref == "" {
-		ref = fmt.Sprintf("r%d", time.Now().UnixNano())
-		frame["ref"] = ref
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := c.Send(ctx, frame); err != nil {
-		t.Fatal(err)
+	f, err := c.Call(ctx, frame)
+	if err != nil {
+		t.Fatalf("waiting for the answer to %v: %v", frame["type"], err)
 	}
-	for {
-		f, err := c.Next(ctx)
-		if err != nil {
-			t.Fatalf("waiting for the answer to %v: %v", frame["type"], err)
-		}
-		if f.Ref == ref && f.Type != ws.TypeMessage && f.Type != ws.TypePresence {
-			return f
-		}
-		keepBacklog(c, f)
-	}
-}
-
-var (
-	backlogMu sync.Mutex
-	backlogs  = map[*ws.Client][]*ws.Frame{}
-)
-
-// keepBacklog holds a frame send read past, for next.
-func keepBacklog(c *ws.Client, f *ws.Frame) {
-	backlogMu.Lock()
-	defer backlogMu.Unlock()
-	backlogs[c] = append(backlogs[c], f)
-}
-
-func takeBacklog(c *ws.Client) *ws.Frame {
-	backlogMu.Lock()
-	defer backlogMu.Unlock()
-	q := backlogs[c]
-	if len(q) == 0 {
-		delete(backlogs, c)
-		return nil
-	}
-	backlogs[c] = q[1:]
-	return q[0]
+	return f
 }
 
 // closed waits for the server to close c and returns the close code and reason.
