@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/r3labs/sse/v2"
 	"gopkg.in/cenkalti/backoff.v1"
 
@@ -396,4 +397,58 @@ func TestStreamEndsWhenMemberIsRevoked(t *testing.T) {
 	f.next(t, "ready")
 	e.must("DELETE", "/v1/members/"+peer.Member.ID, e.memberToken(owner.AccessToken, m.Mesh.ID), nil, http.StatusNoContent, nil)
 	f.next(t, "end")
+}
+
+// TestNATSStoppedMidStream: two brokers on an embedded NATS server that is
+// shut down mid-test. Messages posted to broker 2 afterwards still reach
+// broker 1's client: through the gap fill when the next message lands on
+// broker 1, and through the reconciler when nothing follows.
+func TestNATSStoppedMidStream(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("embedded NATS did not start")
+	}
+	defer ns.Shutdown()
+	b1, b2 := newCluster(t, ns.ClientURL())
+	owner := b1.signup()
+	m := b1.createMesh(owner.AccessToken, "Outage")
+	key := b1.join(b1.invite(owner.AccessToken, m.Mesh.ID, nil), "peer").APIKey.Key
+	f := b1.follow("/v1/topics/general/stream", key, "")
+	defer f.cancel()
+	f.next(t, "ready")
+	s1, err := b2.post(key, "general", []byte("over the bus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.seq(t); got != s1 {
+		t.Fatalf("got %d, want %d over NATS", got, s1)
+	}
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	s2, err := b2.post(key, "general", []byte("bus is down"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3, err := b1.post(key, "general", []byte("next one lands on broker 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := f.seq(t), f.seq(t); a != s2 || b != s3 {
+		t.Fatalf("after NATS stopped got %d, %d; want %d, %d", a, b, s2, s3)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go b1.srv.Hub().RunReconciler(ctx, 50*time.Millisecond)
+	s4, err := b2.post(key, "general", []byte("nothing follows this one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.seq(t); got != s4 {
+		t.Fatalf("reconciler delivered %d, want %d", got, s4)
+	}
 }
