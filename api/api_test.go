@@ -1,8 +1,12 @@
 package api_test
 
 import (
+	"bytes"
+	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -357,5 +361,58 @@ func TestCORSFromConfig(t *testing.T) {
 	resp.Body.Close()
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
 		t.Errorf("foreign origin allowed: %q", got)
+	}
+}
+
+// syncBuf is a log sink safe for the broker's concurrent writes.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLogsHoldNoSecrets drives passwords, tokens, API keys, a ?token=
+// stream token and a message body through a broker logging at debug, and
+// requires that none of them appears in its logs.
+func TestLogsHoldNoSecrets(t *testing.T) {
+	var logs syncBuf
+	e := newEnvLogging(t, models.SQLite, nil, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	const password = "correct horse battery"
+	var s session
+	e.must("POST", "/v1/auth/signup", "", map[string]string{"email": "log@example.com", "password": password, "name": "Log"}, http.StatusCreated, &s)
+	m := e.createMesh(s.AccessToken, "Logs")
+	inv := e.invite(s.AccessToken, m.Mesh.ID, nil)
+	peer := e.join(inv, "peer")
+	var st struct {
+		Token string `json:"token"`
+	}
+	e.must("POST", "/v1/stream/token", peer.APIKey.Key, nil, http.StatusCreated, &st)
+	f := e.follow("/stream?token="+st.Token, "", "")
+	f.next(t, "ready")
+	body := base64.StdEncoding.EncodeToString([]byte("the secret plan"))
+	e.must("POST", "/v1/messages", peer.APIKey.Key, map[string]any{"topic": "general", "ciphertext": body, "bodyVersion": 1}, http.StatusCreated, nil)
+	f.next(t, "message")
+	f.cancel()
+	e.wantProblem("GET", "/v1/members", "cm_"+strings.Repeat("A", 43), nil, http.StatusUnauthorized, "invalid_api_key")
+	out := logs.String()
+	for name, secret := range map[string]string{"password": password, "access token": s.AccessToken, "refresh token": s.RefreshToken,
+		"invite token": inv, "API key": peer.APIKey.Key, "stream token": st.Token, "ciphertext": body, "bad key": strings.Repeat("A", 43)} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the %s appears in the logs", name)
+		}
+	}
+	if strings.Count(out, `"msg":"request"`) < 8 {
+		t.Errorf("expected a log line per request, got:\n%s", out)
 	}
 }

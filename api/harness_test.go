@@ -42,6 +42,12 @@ func eachEnv(t *testing.T, fn func(t *testing.T, e *env)) {
 
 func newEnv(t testing.TB, d models.Dialect, tweak func(*api.Config)) *env {
 	t.Helper()
+	return newEnvLogging(t, d, tweak, slog.New(slog.DiscardHandler))
+}
+
+// newEnvLogging is newEnv with the broker logging to log.
+func newEnvLogging(t testing.TB, d models.Dialect, tweak func(*api.Config), log *slog.Logger) *env {
+	t.Helper()
 	cfg, err := api.LoadConfig(func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +59,7 @@ func newEnv(t testing.TB, d models.Dialect, tweak func(*api.Config)) *env {
 		tweak(&cfg)
 	}
 	store := storetest.Open(t, d)
-	srv, err := api.New(context.Background(), cfg, store, slog.New(slog.DiscardHandler))
+	srv, err := api.New(context.Background(), cfg, store, log)
 	if err != nil {
 		t.Fatal(err)
 	}
