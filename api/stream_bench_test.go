@@ -152,35 +152,13 @@ func histogramQuantile(text []byte, name string, q float64) float64 {
 // growth of its resident set and Go heap per connection.
 func BenchmarkStreamIdleMemory(b *testing.B) {
 	const conns = 10_000
-	bin := filepath.Join(b.TempDir(), "claudemesh-broker")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/claudemesh-broker").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	opt := storetest.Options(b, models.Postgres)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+opt.DatabaseURL, "BROKER_PORT="+strconv.Itoa(port), "LOG_LEVEL=error",
-		"RATE_LIMIT_PER_SECOND=1000000", "RATE_LIMIT_BURST=1000000", "AUTH_RATE_LIMIT_PER_SECOND=1000", "AUTH_RATE_LIMIT_BURST=1000")
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	e := &env{t: b, base: base, client: newContractClient(b)}
-	for range 100 {
-		if resp, err := http.Get(base + "/ready"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e, pid := startBrokerProcess(b, models.Postgres)
+	base := e.base
 	owner := e.signup()
 	m := e.createMesh(owner.AccessToken, "Idle")
 	key := e.join(e.invite(owner.AccessToken, m.Mesh.ID, nil), "idle").APIKey.Key
 
-	before := processMemory(b, cmd.Process.Pid, base)
+	before := processMemory(b, pid, base)
 	b.ResetTimer()
 	var open []net.Conn
 	defer func() {
@@ -189,7 +167,7 @@ func BenchmarkStreamIdleMemory(b *testing.B) {
 		}
 	}()
 	for i := range conns {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 		if err != nil {
 			b.Fatalf("connection %d: %v", i, err)
 		}
@@ -208,12 +186,47 @@ func BenchmarkStreamIdleMemory(b *testing.B) {
 		open = append(open, c)
 	}
 	time.Sleep(2 * time.Second) // let the runtime settle before reading RSS
-	after := processMemory(b, cmd.Process.Pid, base)
+	after := processMemory(b, pid, base)
 	b.StopTimer()
 	b.ReportMetric(float64(after.rss-before.rss)/conns/1024, "KiB-RSS/conn")
 	b.ReportMetric(float64(after.heap-before.heap)/conns/1024, "KiB-heap/conn")
 	b.ReportMetric(float64(after.goroutines-before.goroutines)/conns, "goroutines/conn")
 	b.ReportMetric(conns, "conns")
+}
+
+// startBrokerProcess builds the broker and runs it as its own process on a
+// fresh database of the dialect, so memory figures are the broker's alone.
+// It returns a client env for it and its pid; the process is killed when
+// the benchmark ends.
+func startBrokerProcess(b *testing.B, d models.Dialect) (*env, int) {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "claudemesh-broker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/claudemesh-broker").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	opt := storetest.Options(b, d)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+opt.DatabaseURL, "CLAUDEMESH_SQLITE_PATH="+opt.SQLitePath, "BROKER_PORT="+strconv.Itoa(port),
+		"LOG_LEVEL=error", "RATE_LIMIT_PER_SECOND=1000000", "RATE_LIMIT_BURST=1000000", "AUTH_RATE_LIMIT_PER_SECOND=1000", "AUTH_RATE_LIMIT_BURST=1000")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for range 100 {
+		if resp, err := http.Get(base + "/ready"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for a child process to listen
+	}
+	return &env{t: b, base: base, client: newContractClient(b)}, cmd.Process.Pid
 }
 
 type memSample struct{ rss, heap, goroutines float64 }

@@ -12,11 +12,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +25,6 @@ import (
 
 	"github.com/claudemesh/claudemesh-go/api"
 	"github.com/claudemesh/claudemesh-go/models"
-	"github.com/claudemesh/claudemesh-go/models/storetest"
 	"github.com/claudemesh/claudemesh-go/ws"
 )
 
@@ -147,30 +143,8 @@ func BenchmarkWSIdleMemory(b *testing.B) {
 	if lim.Cur < conns+1000 {
 		b.Skipf("RLIMIT_NOFILE is %d; %d connections need more", lim.Cur, conns)
 	}
-	bin := filepath.Join(b.TempDir(), "claudemesh-broker")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/claudemesh-broker").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	opt := storetest.Options(b, benchDialect())
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+opt.DatabaseURL, "CLAUDEMESH_SQLITE_PATH="+opt.SQLitePath, "BROKER_PORT="+strconv.Itoa(port),
-		"LOG_LEVEL=error", "RATE_LIMIT_PER_SECOND=1000000", "RATE_LIMIT_BURST=1000000", "AUTH_RATE_LIMIT_PER_SECOND=1000", "AUTH_RATE_LIMIT_BURST=1000")
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	e := &env{t: b, base: base, client: newContractClient(b)}
-	for range 100 {
-		if resp, err := http.Get(base + "/ready"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // waiting for a child process to listen
-	}
+	e, pid := startBrokerProcess(b, benchDialect())
+	base := e.base
 	owner := e.signup()
 	type target struct {
 		meshID string
@@ -181,7 +155,7 @@ func BenchmarkWSIdleMemory(b *testing.B) {
 		m := e.createMesh(owner.AccessToken, fmt.Sprintf("Idle %d", i))
 		targets[i] = target{m.Mesh.ID, e.joinWithIdentity(e.invite(owner.AccessToken, m.Mesh.ID, nil), "peer")}
 	}
-	before := processMemory(b, cmd.Process.Pid, base)
+	before := processMemory(b, pid, base)
 	b.ResetTimer()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -224,7 +198,7 @@ func BenchmarkWSIdleMemory(b *testing.B) {
 		b.Fatalf("%d connections failed", failed.Load())
 	}
 	time.Sleep(3 * time.Second) // let the presence frames drain and the runtime settle before reading RSS
-	settled := processMemory(b, cmd.Process.Pid, base)
+	settled := processMemory(b, pid, base)
 	// heap_inuse still holds the connect storm's garbage; the figure that
 	// matters is after a collection. An idle broker collects at the latest
 	// on the runtime's two-minute forced GC.
@@ -233,7 +207,7 @@ func BenchmarkWSIdleMemory(b *testing.B) {
 		time.Sleep(time.Second)
 	}
 	time.Sleep(2 * time.Second) // the sweeper frees spans after the cycle ends
-	after := processMemory(b, cmd.Process.Pid, base)
+	after := processMemory(b, pid, base)
 	b.StopTimer()
 	b.ReportMetric(float64(after.rss-before.rss)/conns/1024, "KiB-RSS/conn")
 	b.ReportMetric(float64(after.heap-before.heap)/conns/1024, "KiB-heap/conn")

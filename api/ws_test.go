@@ -43,15 +43,11 @@ func wsNext(t testing.TB, c *ws.Client, typ string) *ws.Frame {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for {
-		f, err := c.Next(ctx)
-		if err != nil {
-			t.Fatalf("waiting for %s: %v", typ, err)
-		}
-		if f.Type == typ {
-			return f
-		}
+	f, err := c.NextOf(ctx, typ)
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", typ, err)
 	}
+	return f
 }
 
 // wsSend writes a frame with a ref and returns the answer to it.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -357,7 +358,7 @@ func (s *Store) resolveMentions(tx *gorm.DB, posts []*postReq, topicOf map[*post
 	}
 	for _, r := range posts {
 		for _, row := range rows {
-			if row.TopicID == topicOf[r].ID && row.MemberID != r.p.MemberID && contains(r.in.Mentions, row.DisplayName) &&
+			if row.TopicID == topicOf[r].ID && row.MemberID != r.p.MemberID && slices.Contains(r.in.Mentions, row.DisplayName) &&
 				len(out[r]) < MaxNotificationsPerMsg {
 				out[r] = append(out[r], row.MemberID)
 			}
@@ -390,8 +391,9 @@ func (s *Store) auditMessages(tx *gorm.DB, meshID string, firstSeq int64, posts 
 	return nil
 }
 
+// appendNew appends s unless list holds it already.
 func appendNew(list []string, s string) []string {
-	if contains(list, s) {
+	if slices.Contains(list, s) {
 		return list
 	}
 	return append(list, s)

@@ -61,12 +61,3 @@ func mustPost(t *testing.T, s *models.Store, p *models.Principal, in models.Post
 	}
 	return out
 }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}

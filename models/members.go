@@ -129,10 +129,13 @@ func (s *Store) RevokeMember(ctx context.Context, caller *Principal, memberID st
 	if !caller.Can(CapAdmin) {
 		return E(KindForbidden, "admin_required", "revoking a member needs the admin capability")
 	}
+	if !ValidID(memberID) {
+		return notFound("member")
+	}
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		var m Member
 		err := s.forUpdate(tx.Where("id = ? AND mesh_id = ?", memberID, caller.MeshID)).Take(&m).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) || !ValidID(memberID) {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return notFound("member")
 		}
 		if err != nil {
@@ -176,13 +179,23 @@ func (s *Store) Memberships(ctx context.Context, userID string) ([]Membership, e
 	if err != nil {
 		return nil, fmt.Errorf("list memberships: %w", err)
 	}
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.MeshID
+	}
+	var meshes []Mesh
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&meshes).Error; err != nil {
+		return nil, fmt.Errorf("load membership meshes: %w", err)
+	}
+	byID := make(map[string]*Mesh, len(meshes))
+	for i := range meshes {
+		byID[meshes[i].ID] = &meshes[i]
+	}
 	out := make([]Membership, 0, len(members))
 	for _, m := range members {
-		mesh, err := s.MeshByID(ctx, m.MeshID)
-		if err != nil {
-			return nil, err
+		if mesh := byID[m.MeshID]; mesh != nil {
+			out = append(out, Membership{Member: m, Mesh: *mesh})
 		}
-		out = append(out, Membership{Member: m, Mesh: *mesh})
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,7 +88,7 @@ func ExtractMentions(text string) []string {
 	var out []string
 	for _, m := range mentionRe.FindAllStringSubmatch(text, -1) {
 		name := strings.ToLower(m[1])
-		if len(name) > 64 || contains(out, name) {
+		if len(name) > 64 || slices.Contains(out, name) {
 			continue
 		}
 		out = append(out, name)
@@ -96,15 +97,6 @@ func ExtractMentions(text string) []string {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // normalise validates a post without touching the database and resolves
@@ -162,7 +154,7 @@ func (in *PostInput) normalise(maxBytes int) error {
 				fe = append(fe, FieldError{"mentions", fmt.Sprintf("%q is not a display name", m)})
 				continue
 			}
-			if !contains(names, n) {
+			if !slices.Contains(names, n) {
 				names = append(names, n)
 			}
 		}

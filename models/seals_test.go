@@ -3,6 +3,7 @@ package models_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 
@@ -66,7 +67,7 @@ func TestSealingLifecycle(t *testing.T) {
 		}
 		// The owner (no usable secret) and bob and carol are pending; alice is not.
 		pend := pendingIDs(t, s, bob.P, "general")
-		if len(pend) != 3 || contains(pend, alice.P.MemberID) {
+		if len(pend) != 3 || slices.Contains(pend, alice.P.MemberID) {
 			t.Errorf("pending = %v", pend)
 		}
 		// bob holds no seal, so he cannot seal for carol.
@@ -108,7 +109,7 @@ func TestSealingLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		bob = peer{P: reauth(t, s, bob.P), ID: newID}
-		if !contains(pendingIDs(t, s, alice.P, "general"), bob.P.MemberID) {
+		if !slices.Contains(pendingIDs(t, s, alice.P, "general"), bob.P.MemberID) {
 			t.Error("after a pubkey change bob is not pending (upstream never re-sealed)")
 		}
 		if _, _, err := s.MyTopicKey(ctx, bob.P, "general"); !isCode(err, "seal_not_found") {
@@ -117,7 +118,7 @@ func TestSealingLifecycle(t *testing.T) {
 		if _, err := s.Seal(ctx, alice.P, "general", bob.P.MemberID, sealFor(t, key, alice, bob)); err != nil {
 			t.Fatalf("re-seal for the new key: %v", err)
 		}
-		if contains(pendingIDs(t, s, alice.P, "general"), bob.P.MemberID) {
+		if slices.Contains(pendingIDs(t, s, alice.P, "general"), bob.P.MemberID) {
 			t.Error("bob still pending after re-seal")
 		}
 		// Only the member itself or an admin may change a pubkey.

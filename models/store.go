@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -60,8 +59,6 @@ type Options struct {
 	SQLitePath string
 	// Now overrides the clock (tests). Times are always stored in UTC.
 	Now func() time.Time
-	// Log receives slow-query and error logs; nil discards them.
-	Log *slog.Logger
 	// MaxOpenConns bounds the PostgreSQL pool (0 = 20).
 	MaxOpenConns int
 	// MaxMessageBytes bounds a decoded ciphertext (0 = 65536).

@@ -226,19 +226,19 @@ func (s *Store) ListTopics(ctx context.Context, p *Principal, q string, includeA
 	if err != nil {
 		return out, fmt.Errorf("count unread: %w", err)
 	}
+	subOf := make(map[string]*TopicMember, len(subs))
+	for i := range subs {
+		subOf[subs[i].TopicID] = &subs[i]
+	}
+	unreadOf := make(map[string]int64, len(unread))
+	for _, u := range unread {
+		unreadOf[u.TopicID] = u.N
+	}
 	for _, t := range page.Items {
-		item := TopicListItem{TopicAccess: TopicAccess{Topic: t}}
-		for i := range subs {
-			if subs[i].TopicID == t.ID {
-				item.Membership = &subs[i]
-				var n int64
-				for _, u := range unread {
-					if u.TopicID == t.ID {
-						n = u.N
-					}
-				}
-				item.Unread = &n
-			}
+		item := TopicListItem{TopicAccess: TopicAccess{Topic: t, Membership: subOf[t.ID]}}
+		if item.Membership != nil {
+			n := unreadOf[t.ID]
+			item.Unread = &n
 		}
 		out.Items = append(out.Items, item)
 	}

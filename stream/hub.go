@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"hash/maphash"
 	"log/slog"
 	"sync"
@@ -212,7 +213,7 @@ func (h *Hub) Deliver(c models.Committed) {
 			events = append(events, NotificationEvent(&c.Notifications[i], at))
 		}
 	}
-	ms.lastSeq = max(ms.lastSeq, events[len(events)-1].Seq, c.Messages[len(c.Messages)-1].Seq)
+	ms.lastSeq = max(ms.lastSeq, c.Messages[len(c.Messages)-1].Seq)
 	h.fanout(sh, c.MeshID, events)
 }
 
@@ -233,11 +234,7 @@ func (h *Hub) fill(meshID string, after, upTo int64) ([]models.MessageRow, error
 	return rows, nil
 }
 
-var errShortFill = errorString("gap not yet visible in the database")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errShortFill = errors.New("gap not yet visible in the database")
 
 // Publish delivers a non-message event (presence) to the mesh's
 // subscribers on this node and, with NATS on, on the others.

@@ -135,6 +135,7 @@ func TestFiltersAndNotifications(t *testing.T) {
 	onlyA := h.Subscribe("mesh", func(e *Event) bool { return e.Kind == KindMessage && e.TopicID == "a" })
 	bob := h.Subscribe("mesh", func(e *Event) bool { return e.Kind == KindNotification && e.Recipient == "bob" })
 	other := h.Subscribe("other-mesh", all)
+	everything := h.Subscribe("mesh", all)
 	c := models.Committed{MeshID: "mesh", Messages: []models.MessageRow{msg(1, "a"), msg(2, "b")},
 		Notifications: []models.NotificationRow{{Notification: models.Notification{MeshID: "mesh", TopicID: "b", RecipientMemberID: "bob"}, Seq: 2}}}
 	h.Deliver(c)
@@ -147,7 +148,11 @@ func TestFiltersAndNotifications(t *testing.T) {
 	if evs := other.Take(); len(evs) != 0 {
 		t.Errorf("another mesh's subscriber got %d events", len(evs))
 	}
+	everything.Take()
 	h.Publish(PresenceEvent("mesh", map[string]string{"status": "idle"}, time.Now()))
+	if evs := everything.Take(); len(evs) != 1 || evs[0].Kind != KindPresence {
+		t.Errorf("mesh subscriber got %d events for a presence change, want 1", len(evs))
+	}
 	if evs := other.Take(); len(evs) != 0 {
 		t.Error("presence crossed meshes")
 	}

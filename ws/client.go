@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/coder/websocket"
@@ -185,6 +186,20 @@ func (c *Client) Next(ctx context.Context) (*Frame, error) {
 		return f, nil
 	}
 	return c.read(ctx)
+}
+
+// NextOf reads frames until one of the given types arrives, dropping the
+// others (pushes must still be acked by whoever cares about them).
+func (c *Client) NextOf(ctx context.Context, types ...string) (*Frame, error) {
+	for {
+		f, err := c.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(types, f.Type) {
+			return f, nil
+		}
+	}
 }
 
 // Call sends a frame with a fresh ref (unless it has one) and returns the

@@ -169,17 +169,11 @@ func next(t testing.TB, c *ws.Client, types ...string) *ws.Frame {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for {
-		f, err := c.Next(ctx)
-		if err != nil {
-			t.Fatalf("waiting for %v: %v", types, err)
-		}
-		for _, typ := range types {
-			if f.Type == typ {
-				return f
-			}
-		}
+	f, err := c.NextOf(ctx, types...)
+	if err != nil {
+		t.Fatalf("waiting for %v: %v", types, err)
 	}
+	return f
 }
 
 // send writes a frame and returns the answer with the same ref; frames
