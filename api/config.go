@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -22,6 +23,9 @@ type Config struct {
 	MaxMessageBytes int
 	LogLevel        slog.Level
 	CORSOrigins     []string
+	// TrustedProxies are the networks whose X-Forwarded-For is believed
+	// (TRUSTED_PROXIES). Empty: the socket's peer address is the client.
+	TrustedProxies []*net.IPNet
 	// RateLimit is the per-principal (or per-IP when anonymous) request rate.
 	RateLimit      float64
 	RateLimitBurst int
@@ -160,7 +164,43 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			c.CORSOrigins = append(c.CORSOrigins, o)
 		}
 	}
+	if raw := strings.TrimSpace(getenv("TRUSTED_PROXIES")); raw != "" {
+		nets, perr := parseProxies(raw)
+		if perr != nil {
+			return Config{}, &ConfigError{"TRUSTED_PROXIES", perr.Error()}
+		}
+		c.TrustedProxies = nets
+	}
 	return c, nil
+}
+
+// parseProxies reads a comma-separated list of CIDRs or single addresses.
+func parseProxies(raw string) ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, f := range strings.Split(raw, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			ip := net.ParseIP(f)
+			if ip == nil {
+				return nil, fmt.Errorf("%q is not an IP address or CIDR", f)
+			}
+			bits := 128
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			out = append(out, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func orDefault(v, def string) string {

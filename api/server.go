@@ -62,6 +62,7 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
+	e.IPExtractor = clientIP(cfg.TrustedProxies)
 	s := &Server{
 		Echo: e, cfg: cfg, log: log,
 		limiter:     middleware.NewRateLimiter(cfg.RateLimit, cfg.RateLimitBurst),
@@ -137,6 +138,23 @@ func ipLimit(rl *middleware.RateLimiter) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// clientIP decides which address a request comes from, for per-IP rate
+// limits. Forwarding headers are believed only from a trusted proxy, and
+// then the right-most address that is not itself a trusted proxy wins: any
+// hop further left could have been written by the client. Echo's defaults
+// (trust loopback, link-local and private networks) are switched off, so an
+// untrusted peer's X-Forwarded-For, X-Real-IP and Forwarded are ignored.
+func clientIP(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // Run serves on the configured port until ctx ends, then drains for up to
