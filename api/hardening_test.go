@@ -44,9 +44,11 @@ func (e *env) callHeaders(method, path string, hdr map[string]string, body strin
 func TestForwardedHeadersNeedTrustedProxy(t *testing.T) {
 	login := `{"email":"nobody@example.com","password":"wrong-password"}`
 	spoof := map[string]func(i int) map[string]string{
-		"X-Forwarded-For": func(i int) map[string]string { return map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", i)} },
-		"X-Real-IP":       func(i int) map[string]string { return map[string]string{"X-Real-IP": fmt.Sprintf("198.51.100.%d", i)} },
-		"Forwarded":       func(i int) map[string]string { return map[string]string{"Forwarded": fmt.Sprintf("for=192.0.2.%d", i)} },
+		"X-Forwarded-For": func(i int) map[string]string {
+			return map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", i)}
+		},
+		"X-Real-IP": func(i int) map[string]string { return map[string]string{"X-Real-IP": fmt.Sprintf("198.51.100.%d", i)} },
+		"Forwarded": func(i int) map[string]string { return map[string]string{"Forwarded": fmt.Sprintf("for=192.0.2.%d", i)} },
 		"all three": func(i int) map[string]string {
 			return map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", i), "X-Real-IP": fmt.Sprintf("198.51.100.%d", i),
 				"Forwarded": fmt.Sprintf("for=192.0.2.%d", i)}
