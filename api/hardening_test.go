@@ -1,12 +1,18 @@
 package api_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/claudemesh/claudemesh-go/api"
 	"github.com/claudemesh/claudemesh-go/models"
@@ -142,4 +148,158 @@ func TestTrustedProxiesConfig(t *testing.T) {
 			t.Errorf("TRUSTED_PROXIES=%q: %d nets, err %v; want %d", tc.raw, len(cfg.TrustedProxies), err, tc.want)
 		}
 	}
+}
+
+// stringLeaves lists the JSON paths of every string a request schema can
+// hold ("name", "mentions[0]", "envelopes[0].nonce").
+func stringLeaves(s *openapi3.Schema, path string, depth int) []string {
+	if s == nil || depth > 6 {
+		return nil
+	}
+	var out []string
+	for _, sub := range append(append([]*openapi3.SchemaRef{}, s.AllOf...), append(s.OneOf, s.AnyOf...)...) {
+		out = append(out, stringLeaves(sub.Value, path, depth+1)...)
+	}
+	switch {
+	case s.Type.Is("string"):
+		out = append(out, path)
+	case s.Type.Is("array") && s.Items != nil:
+		out = append(out, stringLeaves(s.Items.Value, path+"[0]", depth+1)...)
+	case s.Type.Is("object") || len(s.Properties) > 0:
+		for name, p := range s.Properties {
+			child := name
+			if path != "" {
+				child = path + "." + name
+			}
+			out = append(out, stringLeaves(p.Value, child, depth+1)...)
+		}
+	}
+	return out
+}
+
+// bodyWithNUL builds the smallest JSON body that puts "a\x00b" at path.
+func bodyWithNUL(path string) any {
+	var build func(parts []string) any
+	build = func(parts []string) any {
+		if len(parts) == 0 {
+			return "a\x00b"
+		}
+		head := parts[0]
+		if name, ok := strings.CutSuffix(head, "[0]"); ok {
+			inner := build(append([]string{"[0]"}, parts[1:]...)[1:])
+			if name == "" {
+				return []any{inner}
+			}
+			return map[string]any{name: []any{inner}}
+		}
+		return map[string]any{head: build(parts[1:])}
+	}
+	// Split "a.b[0].c" into "a", "b[0]", "c"; a bare "[0]" chain stays on its name.
+	return build(strings.Split(path, "."))
+}
+
+// TestNULRefusedInEveryBodyField: U+0000 in any string of any documented
+// request body is a 422 naming the field, on both databases, and nothing is
+// stored. (PostgreSQL answered 500 for it, SQLite stored it.)
+func TestNULRefusedInEveryBodyField(t *testing.T) {
+	doc := loadSpec(t)
+	eachEnv(t, func(t *testing.T, e *env) {
+		s := e.signup()
+		m := e.createMesh(s.AccessToken, "Nul Test")
+		member := e.memberToken(s.AccessToken, m.Mesh.ID)
+		before := rowCounts(t, e)
+		checked := 0
+		for path, item := range doc.Paths.Map() {
+			for method, op := range item.Operations() {
+				if op.RequestBody == nil || op.RequestBody.Value.Content.Get("application/json") == nil {
+					continue
+				}
+				url := strings.NewReplacer("{id}", m.Mesh.ID, "{name}", "general", "{memberId}", m.Member.ID,
+					"{inviteId}", models.NewID()).Replace(path)
+				url = regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(url, models.NewID())
+				schema := op.RequestBody.Value.Content.Get("application/json").Schema.Value
+				for _, leaf := range stringLeaves(schema, "", 0) {
+					body := bodyWithNUL(leaf)
+					tok := member
+					status, raw, _ := e.call(method, url, tok, body)
+					if status == http.StatusForbidden && strings.Contains(string(raw), "user_token_required") {
+						status, raw, _ = e.call(method, url, s.AccessToken, body)
+					}
+					var p struct {
+						Code   string              `json:"code"`
+						Errors []models.FieldError `json:"errors"`
+					}
+					_ = json.Unmarshal(raw, &p)
+					if status != http.StatusUnprocessableEntity || p.Code != "validation_failed" || len(p.Errors) != 1 || p.Errors[0].Field != leaf {
+						t.Errorf("%s %s with NUL in %s = %d %s, want 422 naming %q", method, path, leaf, status, raw, leaf)
+					}
+					checked++
+				}
+			}
+		}
+		if checked < 40 {
+			t.Fatalf("only %d body fields checked; the walk over openapi.yaml is broken", checked)
+		}
+		if after := rowCounts(t, e); !maps.Equal(before, after) {
+			t.Fatalf("rows changed by refused requests: before %v, after %v", before, after)
+		}
+		// Query parameters are checked too.
+		e.wantProblem("GET", "/v1/topics?q=a%00b", member, nil, http.StatusBadRequest, "invalid_query")
+		e.wantProblem("GET", "/v1/topics/gen%00eral/messages", member, nil, http.StatusNotFound, "not_found")
+	})
+}
+
+// TestNamesRefuseControlCharacters: names people read carry no control
+// characters or bidirectional overrides; multi-line text keeps newlines.
+func TestNamesRefuseControlCharacters(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		e.wantProblem("POST", "/v1/auth/signup", "", map[string]string{"email": "ctl@example.com", "password": "correct horse battery",
+			"name": "Eve\x1b[31m"}, http.StatusUnprocessableEntity, "validation_failed")
+		s := e.signup()
+		e.wantProblem("POST", "/v1/meshes", s.AccessToken, map[string]string{"name": "admin\u202egnp.exe"}, http.StatusUnprocessableEntity, "validation_failed")
+		m := e.createMesh(s.AccessToken, "Ctl")
+		member := e.memberToken(s.AccessToken, m.Mesh.ID)
+		e.wantProblem("POST", "/v1/topics", member, map[string]string{"name": "ctl", "description": "bell\a"}, http.StatusUnprocessableEntity, "validation_failed")
+		e.must("POST", "/v1/topics", member, map[string]string{"name": "ctl", "description": "line one\nline two\twith a tab"}, http.StatusCreated, nil)
+		e.wantProblem("POST", "/v1/api-keys", member, map[string]any{"name": "key\r\nX-Injected: 1", "capabilities": []string{"read"}},
+			http.StatusUnprocessableEntity, "validation_failed")
+	})
+}
+
+// rowCounts counts the rows of the tables a request could write.
+func rowCounts(t *testing.T, e *env) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, table := range []string{"users", "meshes", "members", "invites", "api_keys", "topics", "topic_members", "messages",
+		"topic_member_keys", "notifications", "presence", "message_queue"} {
+		db, err := e.store.SQLDB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		if err := db.QueryRowContext(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		out[table] = n
+	}
+	return out
+}
+
+// TestWSFrameRefusesNUL: a WebSocket frame with U+0000 in any string gets a
+// validation error naming the field, and the connection stays usable.
+func TestWSFrameRefusesNUL(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		s := e.signup()
+		m := e.createMesh(s.AccessToken, "WS Nul")
+		a := e.joinWithIdentity(e.invite(s.AccessToken, m.Mesh.ID, map[string]any{"maxUses": 1}), "nul-a")
+		c := e.dialPeer(a, m.Mesh.ID, "sess-nul")
+		got := wsSend(t, c, map[string]any{"type": "set_status", "status": "working", "summary": "a\x00b", "ref": "r1"})
+		if got.Type != "error" || got.Code != "validation_failed" || !strings.Contains(got.Message, "summary") {
+			t.Fatalf("set_status with NUL answered %s %s %q, want a validation_failed error naming summary", got.Type, got.Code, got.Message)
+		}
+		ok := wsSend(t, c, map[string]any{"type": "set_status", "status": "working", "summary": "fine", "ref": "r2"})
+		if ok.Type == "error" {
+			t.Fatalf("the connection is not usable after the refusal: %s %s", ok.Code, ok.Message)
+		}
+	})
 }

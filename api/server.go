@@ -86,6 +86,7 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	}
 	e.Use(echomw.BodyLimit(strconv.FormatInt(cfg.BodyLimit(), 10) + "B"))
 	e.Use(ipLimit(s.ipLimiter))
+	e.Use(middleware.RefuseNUL)
 	e.Use(auth.Authenticate)
 	e.Use(s.limiter.Middleware)
 

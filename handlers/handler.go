@@ -4,6 +4,7 @@
 package handlers
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,7 +54,23 @@ func bind(c echo.Context, v any, optional bool) error {
 	} else if !optional {
 		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the body must be application/json")
 	}
-	dec := json.NewDecoder(req.Body)
+	// The body is bounded by the body-limit middleware; reading it whole
+	// lets one scan refuse NUL in any field before anything is decoded.
+	raw, err := io.ReadAll(req.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) || strings.Contains(err.Error(), "request body too large") {
+			return echo.ErrStatusRequestEntityTooLarge
+		}
+		return models.E(models.KindBadRequest, "malformed_json", "the body could not be read")
+	}
+	if len(raw) == 0 && optional {
+		return nil
+	}
+	if field, ok := models.NULField(raw); ok {
+		return models.NULFieldError(field)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) && optional {

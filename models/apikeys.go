@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"gorm.io/gorm"
 )
@@ -77,8 +76,8 @@ type CreateKeyInput struct {
 // capability, a topic or a lifetime its caller does not have.
 func (s *Store) CreateAPIKey(ctx context.Context, caller *Principal, in CreateKeyInput) (*APIKey, string, error) {
 	var fe []FieldError
-	if utf8.RuneCountInString(in.Name) > 100 {
-		fe = append(fe, FieldError{"name", "must be at most 100 characters"})
+	if e := checkLabel("name", in.Name, 0, 100); e != nil {
+		fe = append(fe, *e)
 	}
 	caps, capErr := canonicalCaps(in.Caps)
 	if capErr != "" {

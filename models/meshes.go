@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gorm.io/gorm"
 )
@@ -80,8 +79,8 @@ type CreatedMesh struct {
 func (s *Store) CreateMyMesh(ctx context.Context, user *User, in CreateMeshInput) (*CreatedMesh, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	var fe []FieldError
-	if n := utf8.RuneCountInString(in.Name); n < 1 || n > 100 {
-		fe = append(fe, FieldError{"name", "must be 1 to 100 characters"})
+	if e := checkLabel("name", in.Name, 1, 100); e != nil {
+		fe = append(fe, *e)
 	}
 	if in.Slug == "" {
 		in.Slug = Slugify(in.Name)

@@ -175,8 +175,10 @@ func validStatus(s string) bool { return s == StatusIdle || s == StatusWorking |
 func validSource(s string) bool { return sourceRank(s) > 0 }
 
 func checkSummary(summary *string, fe []FieldError) []FieldError {
-	if summary != nil && (utf8.RuneCountInString(*summary) > maxSummaryRunes || !utf8.ValidString(*summary)) {
-		fe = append(fe, FieldError{"summary", fmt.Sprintf("must be valid UTF-8 of at most %d characters", maxSummaryRunes)})
+	if summary != nil {
+		if e := checkText("summary", *summary, 0, maxSummaryRunes, true); e != nil {
+			fe = append(fe, *e)
+		}
 	}
 	return fe
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gorm.io/gorm"
 )
@@ -139,8 +138,8 @@ func (s *Store) CreateTopic(ctx context.Context, p *Principal, in CreateTopicInp
 	if !topicNameRe.MatchString(in.Name) {
 		fe = append(fe, FieldError{"name", "must match ^#?[a-z0-9][a-z0-9-]{0,49}$"})
 	}
-	if utf8.RuneCountInString(in.Description) > 500 {
-		fe = append(fe, FieldError{"description", "must be at most 500 characters"})
+	if e := checkText("description", in.Description, 0, 500, true); e != nil {
+		fe = append(fe, *e)
 	}
 	if in.Visibility != VisibilityPublic && in.Visibility != VisibilityPrivate && in.Visibility != VisibilityDM {
 		fe = append(fe, FieldError{"visibility", "must be public, private or dm"})

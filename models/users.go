@@ -56,8 +56,8 @@ func (in *SignupInput) normalise() error {
 	if n := utf8.RuneCountInString(in.Password); n < 8 || n > 256 {
 		fe = append(fe, FieldError{"password", "must be 8 to 256 characters"})
 	}
-	if n := utf8.RuneCountInString(in.Name); n < 1 || n > 100 {
-		fe = append(fe, FieldError{"name", "must be 1 to 100 characters"})
+	if e := checkLabel("name", in.Name, 1, 100); e != nil {
+		fe = append(fe, *e)
 	}
 	if fe != nil {
 		return Invalid(fe...)

@@ -219,6 +219,10 @@ func (c *conn) readLoop(ctx context.Context) {
 			c.protocolError(ctx, "", "bad_frame", "ref must be 1 to 64 characters of A-Z a-z 0-9 . _ : -")
 			continue
 		}
+		if field, bad := models.NULField(data); bad {
+			c.replyError(ctx, f.Ref, "validation_failed", field+" must not contain the NUL character (U+0000)")
+			continue
+		}
 		switch f.Type {
 		case TypeSend:
 			c.handleSend(ctx, &f)
