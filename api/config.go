@@ -35,6 +35,9 @@ type Config struct {
 	// StreamHeartbeat and StreamRevalidate are the SSE comment interval
 	// (15 s) and how often a stream re-checks its credential and access (5 s).
 	StreamHeartbeat, StreamRevalidate time.Duration
+	// StreamUnavailableGrace is how long SSE streams and WS subscriptions
+	// outlive a database they cannot re-check access against (1 min).
+	StreamUnavailableGrace time.Duration
 	// StreamQueueEvents bounds each stream subscriber's queue; a subscriber
 	// that falls this far behind is cut off and resumes by Last-Event-ID.
 	StreamQueueEvents int

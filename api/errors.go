@@ -62,11 +62,17 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			he    *echo.HTTPError
 			extra map[string]any
 		)
+		if _, domain := models.AsError(err); !domain && models.IsUnavailable(err) {
+			// The database is unreachable: a 503 the client may retry, not a
+			// 500 (and never the driver's text, which names hosts and users).
+			log.Warn("database unavailable", slog.String("request_id", p.RequestID), slog.String("route", c.Path()))
+			err = models.ErrDatabaseUnavailable
+		}
 		if de, ok := models.AsError(err); ok {
 			extra = de.Extra
 			p.Status = kindStatus[de.Kind]
 			p.Code, p.Detail, p.Errors = de.Code, de.Detail, de.Fields
-			if de.Kind == models.KindRateLimited {
+			if de.Kind == models.KindRateLimited || (de.Kind == models.KindUnavailable && de.RetryAfterSeconds > 0) {
 				c.Response().Header().Set("Retry-After", strconv.Itoa(max(de.RetryAfterSeconds, 1)))
 			}
 			if de.Kind == models.KindUnauthorized {

@@ -103,10 +103,12 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	}
 	s.peers = ws.New(ws.Config{NodeID: node, QueueTTL: cfg.QueueTTL, StatusTTL: cfg.StatusTTL, HookFreshWindow: cfg.HookFreshWindow,
 		MaxMessageBytes: cfg.MaxMessageBytes, MaxFrameBytes: cfg.WSMaxFrameBytes, SendsPerSecond: cfg.WSSendsPerSecond,
-		SendBurst: cfg.WSSendBurst, MaxQueuedBytes: cfg.WSMaxQueuedBytes, RecheckEvery: cfg.WSRecheck, OriginPatterns: cfg.CORSOrigins},
+		SendBurst: cfg.WSSendBurst, MaxQueuedBytes: cfg.WSMaxQueuedBytes, RecheckEvery: cfg.WSRecheck, OriginPatterns: cfg.CORSOrigins,
+		UnavailableGrace: cfg.StreamUnavailableGrace},
 		store, s.hub, log)
 	h := &handlers.Handler{Store: store, Tokens: tokens, Log: log, OpenAPI: claudemesh.OpenAPI, Hub: s.hub,
-		StreamHeartbeat: cfg.StreamHeartbeat, StreamRevalidate: cfg.StreamRevalidate, Closing: s.closing}
+		StreamHeartbeat: cfg.StreamHeartbeat, StreamRevalidate: cfg.StreamRevalidate, StreamUnavailableGrace: cfg.StreamUnavailableGrace,
+		Closing: s.closing}
 	s.routes(h, auth, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return s, nil
 }

@@ -34,6 +34,9 @@ type Handler struct {
 	Hub *stream.Hub
 	// StreamHeartbeat and StreamRevalidate override the SSE timings (tests).
 	StreamHeartbeat, StreamRevalidate time.Duration
+	// StreamUnavailableGrace: how long a stream outlives an unreachable
+	// database (zero: the stream package's default).
+	StreamUnavailableGrace time.Duration
 	// Closing is closed when the server shuts down; open streams end then.
 	Closing <-chan struct{}
 }

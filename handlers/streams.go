@@ -152,10 +152,11 @@ func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, 
 		Replay: func(ctx context.Context, after int64, limit int) ([]models.MessageRow, error) {
 			return h.Store.MessagesAfter(ctx, p.MeshID, ids, after, limit)
 		},
-		Ready:           streamReady{Topics: names, LastSeq: baseline, Resumed: since >= 0},
-		Heartbeat:       h.StreamHeartbeat,
-		RevalidateEvery: h.StreamRevalidate,
-		Stop:            h.Closing,
+		Ready:            streamReady{Topics: names, LastSeq: baseline, Resumed: since >= 0},
+		Heartbeat:        h.StreamHeartbeat,
+		RevalidateEvery:  h.StreamRevalidate,
+		UnavailableGrace: h.StreamUnavailableGrace,
+		Stop:             h.Closing,
 	}
 	// The writer may take the connection over from net/http; record the
 	// status for the request log now.

@@ -1,9 +1,14 @@
 package models
 
 import (
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm/clause"
 )
 
@@ -81,4 +86,48 @@ var (
 // notFound builds a not-found error naming the resource.
 func notFound(what string) *Error {
 	return E(KindNotFound, what+"_not_found", "no such %s", what)
+}
+
+// ErrDatabaseUnavailable is what callers see when the database cannot be
+// reached; the api package answers it with 503 and Retry-After.
+var ErrDatabaseUnavailable = &Error{Kind: KindUnavailable, Code: "database_unavailable",
+	Detail: "the database is briefly unavailable; retry shortly (a post retried with the same clientMessageId is stored once)",
+	RetryAfterSeconds: 2}
+
+// IsUnavailable reports whether err means the database could not be reached
+// or dropped the connection (refused, reset, shutting down, not accepting
+// connections), as opposed to refusing the statement itself. Such an error
+// is worth retrying and must not be read as "revoked" or "not found".
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if de, ok := AsError(err); ok {
+		return de.Kind == KindUnavailable
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin/crash shutdown, cannot connect now
+			pe.Code == "53300": // too many connections
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return true
+	}
+	// pgx reports a connection lost mid-statement as "conn closed" or an
+	// unexpected EOF wrapped in text; database/sql as "bad connection".
+	msg := err.Error()
+	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "unexpected EOF") ||
+		strings.Contains(msg, "bad connection") || strings.Contains(msg, "connection reset by peer") ||
+		strings.Contains(msg, "broken pipe")
 }

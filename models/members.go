@@ -276,6 +276,9 @@ func (s *Store) StillValid(ctx context.Context, p *Principal) error {
 		return nil
 	}
 	if _, err := s.LiveMemberPrincipal(ctx, p.MemberID, p.MeshID, p.Caps); err != nil {
+		if _, domain := AsError(err); !domain {
+			return err // the database did not answer: not a revocation
+		}
 		return E(KindUnauthorized, "credential_revoked", "the member behind this stream was revoked")
 	}
 	return nil

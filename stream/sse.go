@@ -16,9 +16,12 @@ import (
 const (
 	DefaultHeartbeat  = 15 * time.Second
 	DefaultRevalidate = 5 * time.Second
-	retryMillis       = 3000
-	replayPage        = 500
-	writeTimeout      = 10 * time.Second
+	// DefaultUnavailableGrace is how long a stream outlives a database it
+	// cannot re-check its credential against.
+	DefaultUnavailableGrace = time.Minute
+	retryMillis             = 3000
+	replayPage              = 500
+	writeTimeout            = 10 * time.Second
 )
 
 // SSE is one Server-Sent Events response.
@@ -35,11 +38,14 @@ type SSE struct {
 	// Replay returns the caller's visible messages with seq above after, in
 	// seq order, at most limit.
 	Replay func(ctx context.Context, after int64, limit int) ([]models.MessageRow, error)
-	// Revalidate is called every RevalidateEvery; an error ends the stream
-	// (revoked key, member or topic access).
-	Revalidate      func(ctx context.Context) error
-	RevalidateEvery time.Duration
-	Heartbeat       time.Duration
+	// Revalidate is called every RevalidateEvery. A refusal (revoked key or
+	// member, lost topic access, archive) ends the stream at once; a check
+	// that could not be made (database unreachable) is retried at the same
+	// cadence and ends the stream only after UnavailableGrace.
+	Revalidate       func(ctx context.Context) error
+	RevalidateEvery  time.Duration
+	UnavailableGrace time.Duration
+	Heartbeat        time.Duration
 	// Ready is the payload of the first event.
 	Ready any
 	// Stop ends the stream when closed (server shutdown).
@@ -97,6 +103,7 @@ func (o *SSE) run(ctx context.Context, write func([]byte) error) error {
 		for {
 			rows, err := o.Replay(ctx, lastSent, replayPage)
 			if err != nil {
+				end(write, err)
 				return fmt.Errorf("replay after %d: %w", lastSent, err)
 			}
 			var buf []byte
@@ -120,24 +127,42 @@ func (o *SSE) run(ctx context.Context, write func([]byte) error) error {
 	defer hb.Stop()
 	rv := time.NewTicker(orDefault(o.RevalidateEvery, DefaultRevalidate))
 	defer rv.Stop()
+	var failingSince time.Time // first of an unbroken run of checks that could not be made
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-o.Stop:
-			_ = write(frame(0, "end", mustJSON(map[string]string{"reason": "server shutting down; reconnect with Last-Event-ID"})))
+			_ = write(endFrame(EndServerShutdown, true))
 			return nil
 		case <-o.Sub.Done():
-			return o.Sub.Err()
+			// Cut off as too slow (its socket is backed up: no end event is
+			// attempted) or after an unfillable gap (told to resume).
+			err := o.Sub.Err()
+			if !errors.Is(err, ErrSlowConsumer) && !errors.Is(err, errClosed) {
+				end(write, err)
+			}
+			return err
 		case <-hb.C:
 			if err := write([]byte(": heartbeat\n\n")); err != nil {
 				return err
 			}
-		case <-rv.C:
-			if err := o.Revalidate(ctx); err != nil {
-				_ = write(frame(0, "end", mustJSON(map[string]string{"reason": err.Error()})))
-				return err
+		case now := <-rv.C:
+			err := o.Revalidate(ctx)
+			if err == nil {
+				failingSince = time.Time{}
+				break
 			}
+			if _, _, transient := EndReason(err); transient {
+				if failingSince.IsZero() {
+					failingSince = now
+				}
+				if now.Sub(failingSince) < orDefault(o.UnavailableGrace, DefaultUnavailableGrace) {
+					continue // keep streaming; the next tick tries again
+				}
+			}
+			end(write, err)
+			return err
 		case <-o.Sub.Ready():
 			var (
 				buf   []byte
@@ -170,6 +195,17 @@ func (o *SSE) run(ctx context.Context, write func([]byte) error) error {
 			m.sent.Add(float64(sent))
 		}
 	}
+}
+
+// end writes the `end` event for err: a fixed reason code and whether to
+// reconnect, never the error's text.
+func end(write func([]byte) error, err error) {
+	code, reconnect, _ := EndReason(err)
+	_ = write(endFrame(code, reconnect))
+}
+
+func endFrame(code string, reconnect bool) []byte {
+	return frame(0, "end", mustJSON(endPayload{Reason: code, Reconnect: reconnect}))
 }
 
 // open starts the response. It takes the connection over from net/http when

@@ -86,6 +86,9 @@ type Frame struct {
 	// error
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// subscription_ended: why, and whether to subscribe again
+	Reason    string `json:"reason"`
+	Reconnect *bool  `json:"reconnect"`
 }
 
 // Decode reads a message, notification or presence frame's data.

@@ -290,6 +290,11 @@ func (c *conn) storeError(ctx context.Context, ref string, err error) {
 	if ctx.Err() != nil {
 		return
 	}
+	if models.IsUnavailable(err) {
+		c.s.log.Warn("ws: database unavailable", slog.String("member", c.p.MemberID))
+		c.replyError(ctx, ref, models.ErrDatabaseUnavailable.Code, "the database is briefly unavailable; retry (a send retried with the same clientMessageId is stored once)")
+		return
+	}
 	c.s.log.Error("ws: request failed", slog.String("member", c.p.MemberID), slog.String("error", err.Error()))
 	c.replyError(ctx, ref, "internal", "an internal error occurred")
 }

@@ -229,6 +229,10 @@ type errorFrame struct {
 	Code    string  `json:"code"`
 	Message string  `json:"message"`
 	Ref     *string `json:"ref"`
+	// Reason and Reconnect accompany subscription_ended: the same fixed
+	// codes as an SSE end event.
+	Reason    string `json:"reason,omitempty"`
+	Reconnect *bool  `json:"reconnect,omitempty"`
 }
 
 func mustJSON(v any) []byte {

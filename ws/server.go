@@ -40,8 +40,11 @@ type Config struct {
 	HeartbeatEvery  time.Duration // last_seen_at stamp of this broker's sessions (30 s)
 	StaleAfter      time.Duration // another broker's session not heartbeated this long is gone (90 s)
 	RevalidateEvery time.Duration // subscribed topic access re-check (5 s)
-	HookRate        float64       // hook calls per second per (member, pid, cwd) (5)
-	HookBurst       int           // (20)
+	// UnavailableGrace is how long a subscription outlives a database it
+	// cannot re-check topic access against (1 min).
+	UnavailableGrace time.Duration
+	HookRate         float64 // hook calls per second per (member, pid, cwd) (5)
+	HookBurst        int     // (20)
 	// OriginPatterns are browser origins allowed besides the broker's own
 	// host (path.Match patterns on the origin host; "*" allows any).
 	OriginPatterns []string
@@ -83,6 +86,7 @@ func (c *Config) defaults() {
 	def(&c.HeartbeatEvery, 30*time.Second)
 	def(&c.StaleAfter, 90*time.Second)
 	def(&c.RevalidateEvery, 5*time.Second)
+	def(&c.UnavailableGrace, stream.DefaultUnavailableGrace)
 	if c.HookRate == 0 {
 		c.HookRate = 5
 	}

@@ -23,6 +23,9 @@ type subscription struct {
 	explicit []string       // names the client asked for; nil = every visible topic
 	topics   []models.Topic // what the filter lets through now
 	lastSent int64          // highest message seq written
+	// failingSince starts an unbroken run of access checks that could not
+	// be made (database unreachable).
+	failingSince time.Time
 }
 
 func (c *conn) handleSubscribe(ctx context.Context, f *clientFrame) {
@@ -186,26 +189,44 @@ func (c *conn) revalidate(ctx context.Context) {
 	}
 	topics, err := c.resolveTopics(ctx, c.subst.explicit)
 	if err != nil {
-		if _, ok := models.AsError(err); ok {
-			c.endSubscription(ctx, err)
-		} else if ctx.Err() == nil {
-			c.s.log.Warn("ws: revalidate subscription", slog.String("member", c.p.MemberID), slog.String("error", err.Error()))
+		if ctx.Err() != nil {
+			return
 		}
+		if _, _, transient := stream.EndReason(err); transient {
+			// Not a refusal: keep the feed and try again next tick, for
+			// at most the grace period.
+			now := time.Now()
+			if c.subst.failingSince.IsZero() {
+				c.subst.failingSince = now
+			}
+			c.s.log.Warn("ws: revalidate subscription", slog.String("member", c.p.MemberID), slog.String("error", err.Error()))
+			if now.Sub(c.subst.failingSince) < c.s.cfg.UnavailableGrace {
+				return
+			}
+		}
+		c.endSubscription(ctx, err)
 		return
 	}
+	c.subst.failingSince = time.Time{}
 	c.subst.topics = topics
 	c.sub.SetFilter(c.topicFilter(topics))
 }
 
-// endSubscription stops the feed and tells the client why.
+// endSubscription stops the feed and tells the client why, as a fixed
+// reason code (the same as an SSE end event), never the error's text.
 func (c *conn) endSubscription(ctx context.Context, err error) {
 	ref := c.subst.ref
 	c.stopSubscription()
-	msg := "the subscription ended; subscribe again"
-	if de, ok := models.AsError(err); ok {
-		msg = "the subscription ended: " + de.Detail
+	code, reconnect, _ := stream.EndReason(err)
+	msg := "the subscription ended (" + code + ")"
+	if reconnect {
+		msg += "; subscribe again with since = the last seq received"
 	}
-	c.replyError(ctx, ref, "subscription_ended", msg)
+	f := errorFrame{Type: TypeError, Code: "subscription_ended", Message: msg, Reason: code, Reconnect: &reconnect}
+	if ref != "" {
+		f.Ref = &ref
+	}
+	_ = c.write(ctx, mustJSON(f))
 }
 
 func (c *conn) stopSubscription() {
