@@ -303,3 +303,62 @@ func TestWSFrameRefusesNUL(t *testing.T) {
 		}
 	})
 }
+
+// TestResumeBeyondTheEndIsClamped: a resume point past the mesh's newest seq
+// used to filter out every live event until the mesh caught up (a silent
+// mute). It is clamped to the newest seq, the client is told, and the next
+// post is delivered, on both stream routes and on /ws.
+func TestResumeBeyondTheEndIsClamped(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		owner := e.signup()
+		m := e.createMesh(owner.AccessToken, "Clamp")
+		peer := e.joinWithIdentity(e.invite(owner.AccessToken, m.Mesh.ID, nil), "clamp-peer")
+		key := peer.APIKey.Key
+		last, err := e.post(key, "general", []byte("before"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ name, path, lastID string }{
+			{"topic stream, Last-Event-ID", "/v1/topics/general/stream", "9223372036854775807"},
+			{"topic stream, since", "/v1/topics/general/stream?since=1000", ""},
+			{"mesh stream, Last-Event-ID", "/stream", "9223372036854775807"},
+		} {
+			f := e.follow(tc.path, key, tc.lastID)
+			var ready struct {
+				LastSeq int64 `json:"lastSeq"`
+				Resumed bool  `json:"resumed"`
+				Clamped bool  `json:"clamped"`
+			}
+			if err := json.Unmarshal(f.next(t, "ready").Data, &ready); err != nil {
+				t.Fatal(err)
+			}
+			if !ready.Clamped || !ready.Resumed || ready.LastSeq != last {
+				t.Errorf("%s: ready %+v, want clamped and resumed at lastSeq %d", tc.name, ready, last)
+			}
+			s, err := e.post(key, "general", []byte("after "+tc.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.seq(t); got != s {
+				t.Errorf("%s: next message seq %d, want %d (the stream must not be muted)", tc.name, got, s)
+			}
+			last = s
+			f.cancel()
+		}
+		c := e.dialPeer(peer, m.Mesh.ID, "sess-clamp")
+		sub := wsSend(t, c, map[string]any{"type": "subscribe", "topics": []string{"general"}, "since": int64(1) << 62})
+		if sub.Type != "subscribed" || !sub.Clamped || sub.LastSeq != last {
+			t.Fatalf("ws subscribe beyond the end: %s clamped=%v lastSeq=%d, want subscribed, clamped, %d", sub.Type, sub.Clamped, sub.LastSeq, last)
+		}
+		s, err := e.post(key, "general", []byte("after ws"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			Seq int64 `json:"seq"`
+		}
+		if err := wsNext(t, c, "message").Decode(&ev); err != nil || ev.Seq != s {
+			t.Fatalf("ws: next message seq %d (%v), want %d", ev.Seq, err, s)
+		}
+	})
+}

@@ -33,6 +33,9 @@ type streamReady struct {
 	Topics  []string `json:"topics"`
 	LastSeq int64    `json:"lastSeq"`
 	Resumed bool     `json:"resumed"`
+	// Clamped: the resume point was beyond lastSeq (a seq this mesh never
+	// had) and the stream resumes from lastSeq instead.
+	Clamped bool `json:"clamped,omitempty"`
 }
 
 // TopicStream follows one topic: GET /v1/topics/{name}/stream.
@@ -142,6 +145,7 @@ func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, 
 	}
 	baseline := last[p.MeshID]
 	h.Hub.Anchor(p.MeshID, baseline)
+	since, clamped := stream.ClampResume(since, baseline)
 	ids := make([]string, len(topics))
 	names := make([]string, len(topics))
 	for i, t := range topics {
@@ -152,7 +156,7 @@ func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, 
 		Replay: func(ctx context.Context, after int64, limit int) ([]models.MessageRow, error) {
 			return h.Store.MessagesAfter(ctx, p.MeshID, ids, after, limit)
 		},
-		Ready:            streamReady{Topics: names, LastSeq: baseline, Resumed: since >= 0},
+		Ready:            streamReady{Topics: names, LastSeq: baseline, Resumed: since >= 0, Clamped: clamped},
 		Heartbeat:        h.StreamHeartbeat,
 		RevalidateEvery:  h.StreamRevalidate,
 		UnavailableGrace: h.StreamUnavailableGrace,

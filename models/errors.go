@@ -91,7 +91,7 @@ func notFound(what string) *Error {
 // ErrDatabaseUnavailable is what callers see when the database cannot be
 // reached; the api package answers it with 503 and Retry-After.
 var ErrDatabaseUnavailable = &Error{Kind: KindUnavailable, Code: "database_unavailable",
-	Detail: "the database is briefly unavailable; retry shortly (a post retried with the same clientMessageId is stored once)",
+	Detail:            "the database is briefly unavailable; retry shortly (a post retried with the same clientMessageId is stored once)",
 	RetryAfterSeconds: 2}
 
 // IsUnavailable reports whether err means the database could not be reached

@@ -261,6 +261,18 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// ClampResume bounds a resume point by the mesh's newest seq, read after
+// subscribing. A larger one names a message that does not exist (a client
+// that followed a database since restored, or a made-up id); filtering live
+// events by it would silently mute the stream until the mesh caught up, so
+// it is clamped and the client told (clamped = true).
+func ClampResume(since, lastSeq int64) (int64, bool) {
+	if since > lastSeq {
+		return lastSeq, true
+	}
+	return since, false
+}
+
 // ParseLastEventID reads the resume point from the Last-Event-ID header or
 // ?since=; -1 means none was given.
 func ParseLastEventID(header, since string) (int64, error) {

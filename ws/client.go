@@ -83,6 +83,7 @@ type Frame struct {
 	Topics  []string `json:"topics"`
 	LastSeq int64    `json:"lastSeq"`
 	Resumed bool     `json:"resumed"`
+	Clamped bool     `json:"clamped"`
 	// error
 	Code    string `json:"code"`
 	Message string `json:"message"`

@@ -222,6 +222,7 @@ type subscribedFrame struct {
 	Topics  []string `json:"topics"`
 	LastSeq int64    `json:"lastSeq"`
 	Resumed bool     `json:"resumed"`
+	Clamped bool     `json:"clamped,omitempty"` // since was beyond lastSeq; resumed from lastSeq
 }
 
 type errorFrame struct {

@@ -116,12 +116,17 @@ func (c *conn) startSubscription(ctx context.Context, ref string, explicit []str
 	}
 	baseline := last[c.p.MeshID]
 	c.s.hub.Anchor(c.p.MeshID, baseline)
+	clamped := false
+	if since != nil {
+		v, cl := stream.ClampResume(*since, baseline)
+		since, clamped = &v, cl
+	}
 	c.subst = subscription{active: true, ref: ref, explicit: explicit, topics: topics, lastSent: baseline}
 	names := make([]string, len(topics))
 	for i, t := range topics {
 		names[i] = t.Name
 	}
-	if err := c.write(ctx, mustJSON(subscribedFrame{Type: TypeSubscribed, Ref: ref, Topics: names, LastSeq: baseline, Resumed: since != nil})); err != nil {
+	if err := c.write(ctx, mustJSON(subscribedFrame{Type: TypeSubscribed, Ref: ref, Topics: names, LastSeq: baseline, Resumed: since != nil, Clamped: clamped})); err != nil {
 		return
 	}
 	if since != nil {
