@@ -126,20 +126,34 @@ func TestWalkthrough(t *testing.T) {
 func TestRefreshRotationAndReuse(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *env) {
 		s := e.signup()
+		email := emailOf(t, e, s.AccessToken)
+		mesh := e.createMesh(s.AccessToken, "Family")
 		var next session
 		e.must("POST", "/v1/auth/refresh", "", map[string]string{"refreshToken": s.RefreshToken}, http.StatusOK, &next)
 		if next.RefreshToken == s.RefreshToken {
 			t.Fatal("refresh did not rotate")
 		}
 		e.must("GET", "/v1/me", next.AccessToken, nil, http.StatusOK, nil)
-		// Replaying the spent token revokes the whole family, including the new one.
+		memberTok := e.memberToken(next.AccessToken, mesh.Mesh.ID)
+		e.must("GET", "/v1/members", memberTok, nil, http.StatusOK, nil)
+		// Replaying the spent token revokes the whole family, including the
+		// new refresh token and every access token of the family: the user
+		// tokens and the member token minted with one stop working at once,
+		// not when they expire.
 		e.wantProblem("POST", "/v1/auth/refresh", "", map[string]string{"refreshToken": s.RefreshToken}, http.StatusUnauthorized, "refresh_token_reused")
 		e.wantProblem("POST", "/v1/auth/refresh", "", map[string]string{"refreshToken": next.RefreshToken}, http.StatusUnauthorized, "invalid_refresh_token")
-		// Logout ends a fresh family.
-		var login session
-		e.must("POST", "/v1/auth/login", "", map[string]string{"email": emailOf(t, e, s.AccessToken), "password": "correct horse battery"}, http.StatusOK, &login)
+		e.wantProblem("GET", "/v1/me", next.AccessToken, nil, http.StatusUnauthorized, "credential_revoked")
+		e.wantProblem("GET", "/v1/me", s.AccessToken, nil, http.StatusUnauthorized, "credential_revoked")
+		e.wantProblem("GET", "/v1/members", memberTok, nil, http.StatusUnauthorized, "credential_revoked")
+		// Logout ends a fresh family, its access token included; another
+		// session of the same user is untouched.
+		var login, other session
+		e.must("POST", "/v1/auth/login", "", map[string]string{"email": email, "password": "correct horse battery"}, http.StatusOK, &login)
+		e.must("POST", "/v1/auth/login", "", map[string]string{"email": email, "password": "correct horse battery"}, http.StatusOK, &other)
 		e.must("POST", "/v1/auth/logout", "", map[string]string{"refreshToken": login.RefreshToken}, http.StatusNoContent, nil)
 		e.wantProblem("POST", "/v1/auth/refresh", "", map[string]string{"refreshToken": login.RefreshToken}, http.StatusUnauthorized, "invalid_refresh_token")
+		e.wantProblem("GET", "/v1/me", login.AccessToken, nil, http.StatusUnauthorized, "credential_revoked")
+		e.must("GET", "/v1/me", other.AccessToken, nil, http.StatusOK, nil)
 		e.wantProblem("POST", "/v1/auth/login", "", map[string]string{"email": "nobody@example.com", "password": "whatever12"}, http.StatusUnauthorized, "invalid_credentials")
 	})
 }
@@ -265,9 +279,13 @@ func TestJWTRefusals(t *testing.T) {
 	e := newEnv(t, models.SQLite, nil)
 	s := e.signup()
 	now := time.Now()
+	var issued jwt.MapClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(s.AccessToken, &issued); err != nil {
+		t.Fatal(err)
+	}
 	base := func() jwt.MapClaims {
 		return jwt.MapClaims{"typ": "user", "sub": s.User.ID, "iss": "claudemesh-broker", "aud": "claudemesh",
-			"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+			"iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "fam": issued["fam"]}
 	}
 	sign := func(m jwt.SigningMethod, key any, claims jwt.MapClaims) string {
 		tok, err := jwt.NewWithClaims(m, claims).SignedString(key)
@@ -290,6 +308,8 @@ func TestJWTRefusals(t *testing.T) {
 		"other secret":   sign(jwt.SigningMethodHS256, []byte("another-secret-another-secret-32b!"), base()),
 		"HS512":          sign(jwt.SigningMethodHS512, testSecret, base()),
 		"unknown typ":    sign(jwt.SigningMethodHS256, testSecret, with("typ", "admin")),
+		"no family":      sign(jwt.SigningMethodHS256, testSecret, without("fam")),
+		"unknown family": sign(jwt.SigningMethodHS256, testSecret, with("fam", models.NewID())),
 		"garbage":        "not.a.jwt",
 	}
 	for name, tok := range cases {

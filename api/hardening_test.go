@@ -362,3 +362,93 @@ func TestResumeBeyondTheEndIsClamped(t *testing.T) {
 		}
 	})
 }
+
+// arrayLimits lists the arrays of a request schema with maxItems or
+// uniqueItems, and a valid sample item for each.
+type arrayLimit struct {
+	path   string
+	max    int
+	unique bool
+	item   any
+}
+
+func arrayLimits(s *openapi3.Schema, path string) []arrayLimit {
+	var out []arrayLimit
+	for name, p := range s.Properties {
+		v := p.Value
+		if !v.Type.Is("array") || v.Items == nil {
+			continue
+		}
+		var item any = "x"
+		if iv := v.Items.Value; len(iv.Enum) > 0 {
+			item = iv.Enum[0]
+		} else if iv.Type.Is("string") && iv.Format == "uuid" {
+			item = models.NewID()
+		} else if iv.Type.Is("string") {
+			item = "general"
+		}
+		max := 0
+		if v.MaxItems != nil {
+			max = int(*v.MaxItems)
+		}
+		if max > 0 || v.UniqueItems {
+			out = append(out, arrayLimit{path: name, max: max, unique: v.UniqueItems, item: item})
+		}
+	}
+	return out
+}
+
+// TestArrayLimitsOfTheContract: every request array the contract bounds
+// (maxItems) or makes a set (uniqueItems) is refused with a 422 naming it
+// when the bound is broken — ["read","read","read","read","read"] was
+// accepted as capabilities.
+func TestArrayLimitsOfTheContract(t *testing.T) {
+	doc := loadSpec(t)
+	e := newEnv(t, models.SQLite, nil)
+	s := e.signup()
+	m := e.createMesh(s.AccessToken, "Limits")
+	member := e.memberToken(s.AccessToken, m.Mesh.ID)
+	checked := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.RequestBody == nil || op.RequestBody.Value.Content.Get("application/json") == nil {
+				continue
+			}
+			url := strings.NewReplacer("{id}", m.Mesh.ID, "{name}", "general").Replace(path)
+			for _, l := range arrayLimits(op.RequestBody.Value.Content.Get("application/json").Schema.Value, "") {
+				var bodies []any
+				if l.max > 0 {
+					items := make([]any, l.max+1)
+					for i := range items {
+						items[i] = l.item
+						if s, ok := l.item.(string); ok && !l.unique && s != "general" {
+							items[i] = models.NewID()
+						}
+					}
+					bodies = append(bodies, map[string]any{l.path: items})
+				}
+				if l.unique {
+					bodies = append(bodies, map[string]any{l.path: []any{l.item, l.item}})
+				}
+				for _, body := range bodies {
+					status, raw, _ := e.call(method, url, member, body)
+					var p struct {
+						Errors []models.FieldError `json:"errors"`
+					}
+					_ = json.Unmarshal(raw, &p)
+					named := false
+					for _, fe := range p.Errors {
+						named = named || fe.Field == l.path
+					}
+					if status != http.StatusUnprocessableEntity || !named {
+						t.Errorf("%s %s with %v = %d %s, want 422 naming %s", method, path, body, status, raw, l.path)
+					}
+					checked++
+				}
+			}
+		}
+	}
+	if checked < 4 {
+		t.Fatalf("only %d array limits checked", checked)
+	}
+}

@@ -32,12 +32,12 @@ type authSessionView struct {
 	ExpiresIn    int      `json:"expiresIn"`
 }
 
-func (h *Handler) session(c echo.Context, status int, u *models.User, refresh string) error {
-	access, _, err := h.Tokens.SignUser(u.ID)
+func (h *Handler) session(c echo.Context, status int, u *models.User, refresh models.Refresh) error {
+	access, _, err := h.Tokens.SignUser(u.ID, refresh.FamilyID)
 	if err != nil {
 		return err
 	}
-	return c.JSON(status, authSessionView{User: viewUser(u), AccessToken: access, RefreshToken: refresh,
+	return c.JSON(status, authSessionView{User: viewUser(u), AccessToken: access, RefreshToken: refresh.Token,
 		TokenType: "Bearer", ExpiresIn: int(middleware.UserTokenTTL.Seconds())})
 }
 

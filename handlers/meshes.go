@@ -85,7 +85,7 @@ func (h *Handler) CreateMemberSession(c echo.Context) error {
 		return err
 	}
 	caps := models.CapsForRole(m.Role)
-	tok, exp, err := h.Tokens.SignMember(m, caps, ttl)
+	tok, exp, err := h.Tokens.SignMember(m, caps, ttl, p.FamilyID)
 	if err != nil {
 		return err
 	}

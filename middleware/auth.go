@@ -72,10 +72,16 @@ func (a *Authenticator) Resolve(c echo.Context, tok string) (*models.Principal, 
 		return nil, errBadToken
 	}
 	if claims.Typ == TypUser {
-		if !models.ValidID(claims.Subject) {
+		// Every user token names its refresh family, and the family must
+		// still be live: signing out or a detected refresh-token theft ends
+		// the access tokens of that session at once.
+		if !models.ValidID(claims.Subject) || !models.ValidID(claims.Fam) {
 			return nil, errBadToken
 		}
-		return &models.Principal{UserID: claims.Subject}, nil
+		if err := a.Store.CheckRefreshFamily(ctx, claims.Fam); err != nil {
+			return nil, err
+		}
+		return &models.Principal{UserID: claims.Subject, FamilyID: claims.Fam}, nil
 	}
 	// Member tokens are re-checked against the database on every request,
 	// so revoking the member or archiving the mesh takes effect at once.
@@ -84,6 +90,12 @@ func (a *Authenticator) Resolve(c echo.Context, tok string) (*models.Principal, 
 		return nil, err
 	}
 	p.TokenID = claims.ID
+	if claims.Fam != "" {
+		if err := a.Store.CheckRefreshFamily(ctx, claims.Fam); err != nil {
+			return nil, err
+		}
+		p.FamilyID = claims.Fam
+	}
 	if claims.ExpiresAt != nil {
 		exp := claims.ExpiresAt.Time
 		p.ExpiresAt = &exp
@@ -121,6 +133,7 @@ func (a *Authenticator) StreamToken(next echo.HandlerFunc) echo.HandlerFunc {
 			p.ExpiresAt = &exp
 		}
 		p.APIKeyID = claims.KeyID
+		p.FamilyID = claims.Fam
 		if err := a.Store.StillValid(ctx, p); err != nil {
 			return err
 		}

@@ -32,8 +32,11 @@ const StreamTokenTTL = 5 * time.Minute
 
 // Claims are the broker's JWT claims.
 type Claims struct {
-	Typ  string   `json:"typ"`
-	Mesh string   `json:"mesh,omitempty"`
+	Typ  string `json:"typ"`
+	Mesh string `json:"mesh,omitempty"`
+	// Fam is the refresh-token family behind a user token, and behind a
+	// member or stream token minted with one.
+	Fam  string   `json:"fam,omitempty"`
 	Caps []string `json:"caps,omitempty"`
 	// Stream tokens carry the credential they were minted from, so the
 	// stream lives exactly as long as that credential.
@@ -61,24 +64,25 @@ func NewTokens(secret []byte, now func() time.Time) (*Tokens, error) {
 	return &Tokens{secret: secret, now: now}, nil
 }
 
-// SignUser issues a 15-minute user access token.
-func (t *Tokens) SignUser(userID string) (string, time.Time, error) {
-	return t.sign(Claims{Typ: TypUser}, userID, UserTokenTTL)
+// SignUser issues a 15-minute user access token bound to a refresh family.
+func (t *Tokens) SignUser(userID, familyID string) (string, time.Time, error) {
+	return t.sign(Claims{Typ: TypUser, Fam: familyID}, userID, UserTokenTTL)
 }
 
-// SignMember issues a member token for one mesh, at most one hour long.
-func (t *Tokens) SignMember(m *models.Member, caps []string, ttl time.Duration) (string, time.Time, error) {
+// SignMember issues a member token for one mesh, at most one hour long,
+// bound to the refresh family of the user session that asked for it.
+func (t *Tokens) SignMember(m *models.Member, caps []string, ttl time.Duration, familyID string) (string, time.Time, error) {
 	if ttl <= 0 || ttl > MaxMemberTokenTTL {
 		ttl = MaxMemberTokenTTL
 	}
-	return t.sign(Claims{Typ: TypMember, Mesh: m.MeshID, Caps: caps}, m.ID, ttl)
+	return t.sign(Claims{Typ: TypMember, Mesh: m.MeshID, Caps: caps, Fam: familyID}, m.ID, ttl)
 }
 
 // SignStream issues a short-lived token for EventSource clients, which
 // cannot set headers, to pass as ?token=. It carries the caller's member,
 // caps and scopes and names the credential it came from.
 func (t *Tokens) SignStream(p *models.Principal) (string, time.Time, error) {
-	c := Claims{Typ: TypStream, Mesh: p.MeshID, Caps: p.Caps, Scoped: p.TopicScopes != nil, Scopes: p.TopicScopes, KeyID: p.APIKeyID}
+	c := Claims{Typ: TypStream, Mesh: p.MeshID, Caps: p.Caps, Scoped: p.TopicScopes != nil, Scopes: p.TopicScopes, KeyID: p.APIKeyID, Fam: p.FamilyID}
 	if p.ExpiresAt != nil {
 		c.ParentExp = p.ExpiresAt.Unix()
 	}

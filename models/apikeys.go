@@ -163,6 +163,14 @@ func canonicalCaps(in []string) ([]string, string) {
 	if len(in) == 0 {
 		return nil, "at least one capability is required"
 	}
+	if len(in) > len(AllCaps) {
+		return nil, fmt.Sprintf("at most %d capabilities", len(AllCaps))
+	}
+	for i, c := range in {
+		if slices.Contains(in[:i], c) {
+			return nil, fmt.Sprintf("capability %q is listed twice", c)
+		}
+	}
 	var out []string
 	for _, c := range AllCaps {
 		if slices.Contains(in, c) {

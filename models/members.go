@@ -71,6 +71,10 @@ type Principal struct {
 	APIKeyID    string     // set when the caller used an API key
 	TokenID     string     // jti when the caller used a member JWT
 	ExpiresAt   *time.Time // when the credential itself expires, if it does
+	// FamilyID is the refresh-token family a user token (or a member token
+	// minted with one) belongs to: revoking the family (logout, reuse
+	// detection) ends them at once, not when they expire.
+	FamilyID string
 }
 
 // IsMember reports a mesh-scoped principal.
@@ -264,6 +268,11 @@ func validPubkey(s string) bool {
 func (s *Store) StillValid(ctx context.Context, p *Principal) error {
 	if p.ExpiresAt != nil && !s.nowUTC().Before(*p.ExpiresAt) {
 		return E(KindUnauthorized, "credential_expired", "the credential behind this stream has expired")
+	}
+	if p.FamilyID != "" {
+		if err := s.CheckRefreshFamily(ctx, p.FamilyID); err != nil {
+			return err
+		}
 	}
 	if p.APIKeyID != "" {
 		ok, err := s.APIKeyLive(ctx, p.APIKeyID)

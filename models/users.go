@@ -65,14 +65,21 @@ func (in *SignupInput) normalise() error {
 	return nil
 }
 
+// Refresh is a refresh token as issued: shown once, stored hashed. Access
+// tokens name its family, so revoking the family ends them too.
+type Refresh struct {
+	Token    string
+	FamilyID string
+}
+
 // Signup creates an account and its first refresh token.
-func (s *Store) Signup(ctx context.Context, in SignupInput) (*User, string, error) {
+func (s *Store) Signup(ctx context.Context, in SignupInput) (*User, Refresh, error) {
 	if err := in.normalise(); err != nil {
-		return nil, "", err
+		return nil, Refresh{}, err
 	}
 	now := s.nowUTC()
 	u := &User{ID: NewID(), Email: in.Email, PasswordHash: hashPassword(in.Password), Name: in.Name, CreatedAt: now, UpdatedAt: now}
-	var refresh string
+	refresh := Refresh{FamilyID: NewID()}
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		if err := tx.Create(u).Error; err != nil {
 			if isUniqueViolation(err) {
@@ -81,38 +88,38 @@ func (s *Store) Signup(ctx context.Context, in SignupInput) (*User, string, erro
 			return fmt.Errorf("insert user: %w", err)
 		}
 		var err error
-		refresh, _, err = s.issueRefresh(tx, u.ID, NewID())
+		refresh.Token, _, err = s.issueRefresh(tx, u.ID, refresh.FamilyID)
 		return err
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, Refresh{}, err
 	}
 	return u, refresh, nil
 }
 
 // Login checks a password and starts a new refresh-token family.
-func (s *Store) Login(ctx context.Context, email, password string) (*User, string, error) {
+func (s *Store) Login(ctx context.Context, email, password string) (*User, Refresh, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	var u User
 	err := s.db.WithContext(ctx).Where("email = ?", email).Take(&u).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		checkPassword(dummyHash, password)
-		return nil, "", E(KindUnauthorized, "invalid_credentials", "wrong email or password")
+		return nil, Refresh{}, E(KindUnauthorized, "invalid_credentials", "wrong email or password")
 	case err != nil:
-		return nil, "", fmt.Errorf("find user: %w", err)
+		return nil, Refresh{}, fmt.Errorf("find user: %w", err)
 	}
 	if !checkPassword(u.PasswordHash, password) {
-		return nil, "", E(KindUnauthorized, "invalid_credentials", "wrong email or password")
+		return nil, Refresh{}, E(KindUnauthorized, "invalid_credentials", "wrong email or password")
 	}
-	var refresh string
+	refresh := Refresh{FamilyID: NewID()}
 	err = s.tx(ctx, func(tx *gorm.DB) error {
 		var err error
-		refresh, _, err = s.issueRefresh(tx, u.ID, NewID())
+		refresh.Token, _, err = s.issueRefresh(tx, u.ID, refresh.FamilyID)
 		return err
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, Refresh{}, err
 	}
 	return &u, refresh, nil
 }
@@ -148,11 +155,11 @@ var errRefreshInvalid = E(KindUnauthorized, "invalid_refresh_token", "the refres
 // Refresh rotates a refresh token: the presented one is spent and a new one
 // of the same family returned. Presenting a spent token is treated as theft:
 // the whole family is revoked and the caller must log in again.
-func (s *Store) Refresh(ctx context.Context, token string) (*User, string, error) {
+func (s *Store) Refresh(ctx context.Context, token string) (*User, Refresh, error) {
 	var (
-		newToken string
-		userID   string
-		reused   bool
+		next   Refresh
+		userID string
+		reused bool
 	)
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		var rt RefreshToken
@@ -175,7 +182,8 @@ func (s *Store) Refresh(ctx context.Context, token string) (*User, string, error
 			return errRefreshInvalid
 		}
 		var newID string
-		newToken, newID, err = s.issueRefresh(tx, rt.UserID, rt.FamilyID)
+		next.FamilyID = rt.FamilyID
+		next.Token, newID, err = s.issueRefresh(tx, rt.UserID, rt.FamilyID)
 		if err != nil {
 			return err
 		}
@@ -191,16 +199,16 @@ func (s *Store) Refresh(ctx context.Context, token string) (*User, string, error
 		return nil
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, Refresh{}, err
 	}
 	if reused {
-		return nil, "", E(KindUnauthorized, "refresh_token_reused", "this refresh token was already used; all sessions of its family are revoked")
+		return nil, Refresh{}, E(KindUnauthorized, "refresh_token_reused", "this refresh token was already used; all sessions of its family are revoked")
 	}
 	u, err := s.UserByID(ctx, userID)
 	if err != nil {
-		return nil, "", err
+		return nil, Refresh{}, err
 	}
-	return u, newToken, nil
+	return u, next, nil
 }
 
 // Logout revokes the family of a refresh token. Unknown tokens are ignored,
@@ -217,6 +225,21 @@ func (s *Store) Logout(ctx context.Context, token string) error {
 		}
 		return s.revokeFamily(tx, rt.FamilyID, s.nowUTC())
 	})
+}
+
+// CheckRefreshFamily refuses a token whose refresh family was revoked
+// (logout, or a spent refresh token presented again). One indexed read.
+func (s *Store) CheckRefreshFamily(ctx context.Context, familyID string) error {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&RefreshToken{}).
+		Where("family_id = ? AND revoked_at IS NULL", familyID).Limit(1).Count(&n).Error
+	if err != nil {
+		return fmt.Errorf("check refresh family: %w", err)
+	}
+	if n == 0 {
+		return E(KindUnauthorized, "credential_revoked", "this session was signed out or its refresh token reused; sign in again")
+	}
+	return nil
 }
 
 func (s *Store) revokeFamily(tx *gorm.DB, familyID string, now time.Time) error {
