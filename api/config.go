@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/claudemesh/claudemesh-go/models"
+	"github.com/claudemesh/claudemesh-go/ws"
 )
 
 // Config is the broker's configuration, read from the environment.
@@ -59,7 +62,7 @@ type Config struct {
 
 // BodyLimit bounds every request body: room for the largest ciphertext in
 // base64 plus the JSON around it.
-func (c Config) BodyLimit() int64 { return int64(c.MaxMessageBytes)*4/3 + 16<<10 }
+func (c Config) BodyLimit() int64 { return models.RequestBytesFor(c.MaxMessageBytes) }
 
 // ConfigError names the variable that stopped start-up.
 type ConfigError struct {
@@ -113,20 +116,24 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.Port = intVar("BROKER_PORT", 7900, 1, 65535)
 	c.StatusTTL = time.Duration(intVar("STATUS_TTL_SECONDS", 60, 1, 86400)) * time.Second
 	c.HookFreshWindow = time.Duration(intVar("HOOK_FRESH_WINDOW_SECONDS", 30, 0, 3600)) * time.Second
-	c.MaxMessageBytes = intVar("MAX_MESSAGE_BYTES", 65536, 1024, 16<<20)
+	c.MaxMessageBytes = intVar("MAX_MESSAGE_BYTES", models.DefaultMaxMessageBytes, 1024, 16<<20)
 	c.RateLimit = floatVar("RATE_LIMIT_PER_SECOND", 50, 0.01, 1e6)
 	c.RateLimitBurst = intVar("RATE_LIMIT_BURST", 100, 1, 1e6)
 	c.AuthRateLimit = floatVar("AUTH_RATE_LIMIT_PER_SECOND", 0.5, 0.001, 1e6)
 	c.AuthRateLimitBurst = intVar("AUTH_RATE_LIMIT_BURST", 10, 1, 1e6)
 	c.StreamQueueEvents = intVar("STREAM_QUEUE_EVENTS", 1024, 8, 1<<20)
 	c.QueueTTL = time.Duration(intVar("QUEUE_TTL_SECONDS", 7*86400, 60, 365*86400)) * time.Second
-	c.WSMaxFrameBytes = int64(intVar("WS_MAX_FRAME_BYTES", 1<<20, 64<<10, 64<<20))
+	c.WSMaxFrameBytes = int64(intVar("WS_MAX_FRAME_BYTES", ws.DefaultMaxFrameBytes, 64<<10, 64<<20))
 	c.WSSendsPerSecond = floatVar("WS_SENDS_PER_SECOND", 50, 0.1, 1e6)
 	c.WSSendBurst = intVar("WS_SEND_BURST", 100, 1, 1e6)
 	c.WSMaxQueuedBytes = int64(intVar("WS_MAX_QUEUED_BYTES", 32<<20, 64<<10, 1<<34))
 	if err != nil {
 		return Config{}, err
 	}
+	if need := models.RequestBytesFor(c.MaxMessageBytes); c.WSMaxFrameBytes < need && strings.TrimSpace(getenv("WS_MAX_FRAME_BYTES")) != "" {
+		return Config{}, &ConfigError{"WS_MAX_FRAME_BYTES", fmt.Sprintf("must be at least %d to carry a MAX_MESSAGE_BYTES=%d message, got %d", need, c.MaxMessageBytes, c.WSMaxFrameBytes)}
+	}
+	c.WSMaxFrameBytes = max(c.WSMaxFrameBytes, models.RequestBytesFor(c.MaxMessageBytes))
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return Config{}, &ConfigError{"DATABASE_URL", "must be a postgres:// or postgresql:// URL (leave it empty for the embedded SQLite)"}
 	}

@@ -452,3 +452,20 @@ func TestArrayLimitsOfTheContract(t *testing.T) {
 		t.Fatalf("only %d array limits checked", checked)
 	}
 }
+
+// TestFrameLimitMustCarryAMessage: a WS_MAX_FRAME_BYTES too small for the
+// largest message is refused at start (it used to be raised silently).
+func TestFrameLimitMustCarryAMessage(t *testing.T) {
+	env := func(vals map[string]string) func(string) string { return func(k string) string { return vals[k] } }
+	if _, err := api.LoadConfig(env(map[string]string{"WS_MAX_FRAME_BYTES": "65536"})); err == nil || !strings.HasPrefix(err.Error(), "WS_MAX_FRAME_BYTES:") {
+		t.Errorf("64 KiB frames with 64 KiB messages: err %v, want one naming WS_MAX_FRAME_BYTES", err)
+	}
+	cfg, err := api.LoadConfig(env(map[string]string{"WS_MAX_FRAME_BYTES": "65536", "MAX_MESSAGE_BYTES": "4096"}))
+	if err != nil || cfg.WSMaxFrameBytes != 65536 {
+		t.Errorf("64 KiB frames with 4 KiB messages: %d, %v; want accepted as given", cfg.WSMaxFrameBytes, err)
+	}
+	cfg, err = api.LoadConfig(env(map[string]string{"MAX_MESSAGE_BYTES": "4194304"}))
+	if err != nil || cfg.WSMaxFrameBytes < cfg.BodyLimit() {
+		t.Errorf("default frame limit with 4 MiB messages: %d < %d (%v)", cfg.WSMaxFrameBytes, cfg.BodyLimit(), err)
+	}
+}

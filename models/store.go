@@ -61,7 +61,7 @@ type Options struct {
 	Now func() time.Time
 	// MaxOpenConns bounds the PostgreSQL pool (0 = 20).
 	MaxOpenConns int
-	// MaxMessageBytes bounds a decoded ciphertext (0 = 65536).
+	// MaxMessageBytes bounds a decoded ciphertext (0 = DefaultMaxMessageBytes).
 	MaxMessageBytes int
 }
 
@@ -125,7 +125,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	}
 	maxBytes := opt.MaxMessageBytes
 	if maxBytes == 0 {
-		maxBytes = 65536
+		maxBytes = DefaultMaxMessageBytes
 	}
 	s := &Store{db: db, dialect: dialect, now: now, lastUsed: newUsageThrottle(), maxMessageBytes: maxBytes}
 	s.commits = newCommitter(s)

@@ -26,7 +26,7 @@ type Config struct {
 	QueueTTL        time.Duration // QUEUE_TTL_SECONDS (7 days)
 	StatusTTL       time.Duration // STATUS_TTL_SECONDS (60 s)
 	HookFreshWindow time.Duration // HOOK_FRESH_WINDOW_SECONDS (30 s); negative means 0
-	MaxMessageBytes int           // MAX_MESSAGE_BYTES (65536)
+	MaxMessageBytes int           // MAX_MESSAGE_BYTES (models.DefaultMaxMessageBytes)
 	MaxFrameBytes   int64         // WS_MAX_FRAME_BYTES (1 MiB); bigger frames close the connection
 	SendsPerSecond  float64       // WS_SENDS_PER_SECOND per connection (50)
 	SendBurst       int           // WS_SEND_BURST (100)
@@ -50,6 +50,9 @@ type Config struct {
 	OriginPatterns []string
 }
 
+// DefaultMaxFrameBytes is WS_MAX_FRAME_BYTES' default.
+const DefaultMaxFrameBytes = 1 << 20
+
 func (c *Config) defaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -64,10 +67,13 @@ func (c *Config) defaults() {
 	def(&c.HookFreshWindow, 30*time.Second)
 	c.HookFreshWindow = max(c.HookFreshWindow, 0)
 	if c.MaxMessageBytes == 0 {
-		c.MaxMessageBytes = 65536
+		c.MaxMessageBytes = models.DefaultMaxMessageBytes
 	}
-	// A frame must fit the largest message in base64 plus its JSON.
-	c.MaxFrameBytes = max(c.MaxFrameBytes, 1<<20, int64(c.MaxMessageBytes)*4/3+16<<10)
+	// A frame must fit the largest message in base64 plus its JSON; the
+	// broker's configuration refuses a smaller WS_MAX_FRAME_BYTES at start.
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = max(DefaultMaxFrameBytes, models.RequestBytesFor(c.MaxMessageBytes))
+	}
 	if c.SendsPerSecond == 0 {
 		c.SendsPerSecond = 50
 	}
