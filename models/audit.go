@@ -52,23 +52,73 @@ type AuditEvent struct {
 // genesisHash is the prev_hash of a mesh's first audit event.
 var genesisHash = strings.Repeat("0", 64)
 
-// appendAudit adds an event to the mesh's chain inside tx. Taking the next
-// seq with an UPDATE locks the mesh row, so appends to one mesh serialise and
-// the chain has no forks.
+// auditIn is one event to append to a mesh's chain. meta is marshalled to
+// JSON (a struct or a map; ids and sizes only, never bodies or secrets).
+type auditIn struct {
+	kind, actor, target string
+	meta                any
+}
+
+// appendAudit adds one event to the mesh's chain inside tx.
 func (s *Store) appendAudit(tx *gorm.DB, meshID, kind, actorID, target string, meta map[string]any) error {
-	var seq int64
-	if err := tx.Raw("UPDATE meshes SET last_audit_seq = last_audit_seq + 1 WHERE id = ? RETURNING last_audit_seq", meshID).Scan(&seq).Error; err != nil {
+	in := auditIn{kind: kind, actor: actorID, target: target}
+	if meta != nil {
+		in.meta = meta // a nil map in an interface would marshal as null
+	}
+	return s.appendAudits(tx, meshID, []auditIn{in})
+}
+
+// appendAudits appends events to one mesh's chain inside tx with a single
+// seq allocation and one multi-row insert, so a batch of deliveries or acks
+// costs one mesh-row lock, not one per row. Taking the seqs with an UPDATE
+// locks the mesh row, so appends to one mesh serialise and the chain has no
+// forks.
+func (s *Store) appendAudits(tx *gorm.DB, meshID string, in []auditIn) error {
+	if len(in) == 0 {
+		return nil
+	}
+	n := int64(len(in))
+	var last int64
+	if err := tx.Raw("UPDATE meshes SET last_audit_seq = last_audit_seq + ? WHERE id = ? RETURNING last_audit_seq", n, meshID).Scan(&last).Error; err != nil {
 		return fmt.Errorf("audit seq: %w", err)
 	}
-	if seq == 0 {
+	if last == 0 {
 		return fmt.Errorf("audit seq: mesh %s not found", meshID)
 	}
-	prev, err := auditPrevHash(tx, meshID, seq)
+	return s.writeAuditChain(tx, meshID, last-n+1, s.nowUTC(), in)
+}
+
+// writeAuditChain is the one writer of audit rows: it links events whose
+// seqs (firstSeq, firstSeq+1, …) the caller has allocated under the mesh
+// row lock to the previous event's hash and inserts them in one statement.
+func (s *Store) writeAuditChain(tx *gorm.DB, meshID string, firstSeq int64, at time.Time, in []auditIn) error {
+	prev, err := auditPrevHash(tx, meshID, firstSeq)
 	if err != nil {
 		return err
 	}
-	_, err = s.writeAudit(tx, meshID, seq, prev, kind, actorID, target, meta)
-	return err
+	evs := make([]AuditEvent, len(in))
+	for i, e := range in {
+		meta := e.meta
+		if meta == nil {
+			meta = struct{}{}
+		}
+		raw, err := json.Marshal(meta)
+		if err != nil {
+			return fmt.Errorf("audit metadata: %w", err)
+		}
+		evs[i] = AuditEvent{ID: NewID(), MeshID: meshID, Seq: firstSeq + int64(i), Kind: e.kind, Target: e.target, Metadata: string(raw),
+			CreatedAt: at, PrevHash: prev}
+		if e.actor != "" {
+			a := e.actor
+			evs[i].ActorMemberID = &a
+		}
+		evs[i].Hash = evs[i].computeHash()
+		prev = evs[i].Hash
+	}
+	if err := tx.Create(&evs).Error; err != nil {
+		return fmt.Errorf("insert audit events: %w", err)
+	}
+	return nil
 }
 
 // auditPrevHash reads the hash of the event before seq (genesis for seq 1).
@@ -84,27 +134,6 @@ func auditPrevHash(tx *gorm.DB, meshID string, seq int64) (string, error) {
 		return "", fmt.Errorf("audit chain of mesh %s has no event %d", meshID, seq-1)
 	}
 	return prev, nil
-}
-
-// writeAudit inserts the event with an already-allocated seq and returns its hash.
-func (s *Store) writeAudit(tx *gorm.DB, meshID string, seq int64, prev, kind, actorID, target string, meta map[string]any) (string, error) {
-	if meta == nil {
-		meta = map[string]any{}
-	}
-	metaJSON, err := json.Marshal(meta)
-	if err != nil {
-		return "", fmt.Errorf("audit metadata: %w", err)
-	}
-	ev := AuditEvent{ID: NewID(), MeshID: meshID, Seq: seq, Kind: kind, Target: target, Metadata: string(metaJSON), CreatedAt: s.nowUTC(), PrevHash: prev}
-	if actorID != "" {
-		a := actorID
-		ev.ActorMemberID = &a
-	}
-	ev.Hash = ev.computeHash()
-	if err := tx.Create(&ev).Error; err != nil {
-		return "", fmt.Errorf("insert audit event: %w", err)
-	}
-	return ev.Hash, nil
 }
 
 // computeHash is SHA-256 over a fixed, newline-joined rendering of every

@@ -370,25 +370,23 @@ func (s *Store) resolveMentions(tx *gorm.DB, posts []*postReq, topicOf map[*post
 // auditMessages appends one message.sent event per message to the mesh's
 // chain, reading the previous hash once.
 func (s *Store) auditMessages(tx *gorm.DB, meshID string, firstSeq int64, posts []*postReq, msgs []Message) error {
-	prev, err := auditPrevHash(tx, meshID, firstSeq)
-	if err != nil {
-		return err
-	}
-	evs := make([]AuditEvent, len(msgs))
+	in := make([]auditIn, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
-		actor := m.SenderMemberID
-		evs[i] = AuditEvent{ID: NewID(), MeshID: meshID, Seq: firstSeq + int64(i), Kind: AuditMessageSent, ActorMemberID: &actor, Target: m.ID,
-			Metadata: fmt.Sprintf(`{"bodyVersion":%d,"bytes":%d,"notified":%d,"seq":%d,"topicId":%q}`,
-				m.BodyVersion, base64.StdEncoding.DecodedLen(len(m.Ciphertext)), posts[i].out.Notified, m.Seq, m.TopicID),
-			CreatedAt: m.CreatedAt, PrevHash: prev}
-		evs[i].Hash = evs[i].computeHash()
-		prev = evs[i].Hash
+		in[i] = auditIn{kind: AuditMessageSent, actor: m.SenderMemberID, target: m.ID, meta: messageAudit{
+			BodyVersion: m.BodyVersion, Bytes: base64.StdEncoding.DecodedLen(len(m.Ciphertext)), Notified: posts[i].out.Notified,
+			Seq: m.Seq, TopicID: m.TopicID}}
 	}
-	if err := tx.Create(&evs).Error; err != nil {
-		return fmt.Errorf("insert audit events: %w", err)
-	}
-	return nil
+	return s.writeAuditChain(tx, meshID, firstSeq, msgs[0].CreatedAt, in)
+}
+
+// messageAudit is a message.sent event's metadata: sizes and ids only.
+type messageAudit struct {
+	BodyVersion int    `json:"bodyVersion"`
+	Bytes       int    `json:"bytes"`
+	Notified    int    `json:"notified"`
+	Seq         int64  `json:"seq"`
+	TopicID     string `json:"topicId"`
 }
 
 // appendNew appends s unless list holds it already.
