@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 )
@@ -213,7 +214,9 @@ func (s *Store) MembershipFor(ctx context.Context, userID, meshID string) (*Memb
 	err := s.db.WithContext(ctx).
 		Where("mesh_id = ? AND revoked_at IS NULL AND (dashboard_user_id = ? OR user_id = ?)", meshID, userID, userID).
 		Where("mesh_id IN (SELECT id FROM meshes WHERE archived_at IS NULL)").
-		Order(gorm.Expr("CASE WHEN dashboard_user_id = ? THEN 0 ELSE 1 END, id", userID)).
+		// Order(gorm.Expr(…)) with bound variables is silently dropped by
+		// GORM; an explicit ORDER BY clause keeps the dashboard row first.
+		Clauses(clause.OrderBy{Expression: clause.Expr{SQL: "CASE WHEN dashboard_user_id = ? THEN 0 ELSE 1 END, id", Vars: []any{userID}, WithoutParentheses: true}}).
 		Take(&m).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("mesh")
