@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/claudemesh/claudemesh-go/api"
 )
 
 // TestJoinAsUser: a join made with a user token links the member to that
@@ -197,4 +199,14 @@ func TestLastAdminLeaves(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestInvitePreviewIsRateLimited: the public preview shares the strict
+// per-IP bucket of the account routes, so tokens cannot be probed quickly.
+func TestInvitePreviewIsRateLimited(t *testing.T) {
+	e := newEnv(t, "sqlite", func(c *api.Config) { c.AuthRateLimit, c.AuthRateLimitBurst = 0.01, 2 })
+	for range 2 {
+		e.wantProblem("GET", "/v1/invites/cmi_guess", "", nil, http.StatusNotFound, "invite_not_found")
+	}
+	e.wantProblem("GET", "/v1/invites/cmi_guess", "", nil, http.StatusTooManyRequests, "rate_limited")
 }
