@@ -29,7 +29,8 @@ func (s *Server) routes(h *handlers.Handler, auth *middleware.Authenticator, met
 	e.POST("/v1/auth/login", h.Login, authLimited)
 	e.POST("/v1/auth/refresh", h.Refresh, authLimited)
 	e.POST("/v1/auth/logout", h.Logout, authLimited)
-	e.POST("/v1/join", h.Join, authLimited)
+	e.POST("/v1/join", h.Join, authLimited) // a user token, if sent, links the new member to the user
+	e.GET("/v1/invites/:token", h.PreviewInvite, authLimited)
 
 	// ---- user (dashboard JWT): the user's own account and meshes ----
 	user := middleware.RequireUser
@@ -38,9 +39,21 @@ func (s *Server) routes(h *handlers.Handler, auth *middleware.Authenticator, met
 	e.GET("/v1/meshes", h.ListMeshes, user)
 	e.GET("/v1/meshes/:id", h.GetMesh, user)
 	e.POST("/v1/meshes/:id/session", h.CreateMemberSession, user)
+	// the cross-mesh inbox over the user's own memberships
+	e.GET("/v1/me/notifications", h.ListMyNotifications, user)
+	e.POST("/v1/me/notifications/read", h.MarkMyNotificationsRead, user)
+	e.GET("/v1/me/topics", h.ListMyTopics, user)
+	e.PATCH("/v1/me/topics/:id/read", h.MarkMyTopicRead, user)
 
 	// ---- user or member: mesh administration ----
+	// (a user who is an admin member of the mesh, or an admin credential of it)
 	e.POST("/v1/meshes/:id/invites", h.CreateInvite, middleware.RequireAny)
+	e.GET("/v1/meshes/:id/invites", h.ListInvites, middleware.RequireAny)
+	e.DELETE("/v1/meshes/:id/invites/:inviteId", h.RevokeInvite, middleware.RequireAny)
+	e.PATCH("/v1/meshes/:id", h.UpdateMesh, middleware.RequireAny)
+	e.POST("/v1/meshes/:id/archive", h.ArchiveMesh, middleware.RequireAny)
+	// (the user's members in the mesh, or the calling member itself)
+	e.POST("/v1/meshes/:id/leave", h.LeaveMesh, middleware.RequireAny)
 
 	// ---- member (API key or member JWT): one mesh only ----
 	read := middleware.RequireMember(models.CapRead)
@@ -52,6 +65,7 @@ func (s *Server) routes(h *handlers.Handler, auth *middleware.Authenticator, met
 	e.GET("/v1/api-keys", h.ListAPIKeys, anyMember)
 	e.DELETE("/v1/api-keys/:id", h.RevokeAPIKey, anyMember)
 	e.POST("/v1/me/peer-pubkey", h.SetPeerPubkey, anyMember)
+	e.GET("/v1/audit", h.ListAudit, middleware.RequireMember(models.CapAdmin))
 
 	// topics
 	e.GET("/v1/topics", h.ListTopics, read)
@@ -73,6 +87,7 @@ func (s *Server) routes(h *handlers.Handler, auth *middleware.Authenticator, met
 	e.POST("/v1/topics/:name/claim-key", h.ClaimKey, send)
 	e.GET("/v1/topics/:name/pending-seals", h.PendingSeals, read)
 	e.POST("/v1/topics/:name/seal", h.Seal, send)
+	e.POST("/v1/topics/:name/rotate-key", h.RotateTopicKey, send)
 
 	// notifications
 	e.GET("/v1/notifications", h.ListNotifications, read)

@@ -98,3 +98,56 @@ func (h *Handler) CreateMemberSession(c echo.Context) error {
 		Capabilities []string  `json:"capabilities"`
 	}{tok, "Bearer", exp.UTC(), m.MeshID, m.ID, caps})
 }
+
+type updateMeshRequest struct {
+	Name string `json:"name"`
+}
+
+// UpdateMesh renames a mesh (admin): PATCH /v1/meshes/{id}.
+func (h *Handler) UpdateMesh(c echo.Context) error {
+	var req updateMeshRequest
+	if err := bind(c, &req, false); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	admin, err := h.Store.AuthorizeMeshAdmin(ctx, middleware.PrincipalFrom(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	m, err := h.Store.RenameMesh(ctx, admin, req.Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewMesh(m))
+}
+
+// ArchiveMesh archives a mesh (owner or admin): POST /v1/meshes/{id}/archive.
+// Every credential, stream and peer connection of the mesh ends.
+func (h *Handler) ArchiveMesh(c echo.Context) error {
+	ctx := c.Request().Context()
+	admin, err := h.Store.AuthorizeMeshAdmin(ctx, middleware.PrincipalFrom(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	m, err := h.Store.ArchiveMesh(ctx, admin)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewMesh(m))
+}
+
+type leaveMeshRequest struct {
+	SuccessorMemberID string `json:"successorMemberId"`
+}
+
+// LeaveMesh ends the caller's membership: POST /v1/meshes/{id}/leave.
+func (h *Handler) LeaveMesh(c echo.Context) error {
+	var req leaveMeshRequest
+	if err := bind(c, &req, true); err != nil {
+		return err
+	}
+	if err := h.Store.LeaveMesh(c.Request().Context(), middleware.PrincipalFrom(c), c.Param("id"), req.SuccessorMemberID); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

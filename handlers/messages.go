@@ -16,6 +16,7 @@ type postMessageRequest struct {
 	Ciphertext      string    `json:"ciphertext"`
 	Nonce           string    `json:"nonce"`
 	BodyVersion     int       `json:"bodyVersion"`
+	KeyEpoch        int       `json:"keyEpoch"`
 	Priority        string    `json:"priority"`
 	Mentions        *[]string `json:"mentions"`
 	ReplyToID       *string   `json:"replyToId"`
@@ -29,7 +30,7 @@ func (h *Handler) PostMessage(c echo.Context) error {
 	if err := bind(c, &req, false); err != nil {
 		return err
 	}
-	in := models.PostInput{Topic: req.Topic, Ciphertext: req.Ciphertext, Nonce: req.Nonce, BodyVersion: req.BodyVersion, Priority: req.Priority}
+	in := models.PostInput{Topic: req.Topic, Ciphertext: req.Ciphertext, Nonce: req.Nonce, BodyVersion: req.BodyVersion, KeyEpoch: req.KeyEpoch, Priority: req.Priority}
 	if req.Mentions != nil {
 		in.Mentions = *req.Mentions
 		if in.Mentions == nil {

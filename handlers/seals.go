@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -13,6 +14,7 @@ import (
 type sealView struct {
 	TopicID          string    `json:"topicId"`
 	MemberID         string    `json:"memberId"`
+	KeyEpoch         int       `json:"keyEpoch"`
 	EncryptedKey     string    `json:"encryptedKey"`
 	Nonce            string    `json:"nonce"`
 	SealedForPubkey  string    `json:"sealedForPubkey"`
@@ -21,13 +23,22 @@ type sealView struct {
 }
 
 func viewSeal(k *models.TopicMemberKey) sealView {
-	return sealView{TopicID: k.TopicID, MemberID: k.MemberID, EncryptedKey: k.EncryptedKey, Nonce: k.Nonce,
+	return sealView{TopicID: k.TopicID, MemberID: k.MemberID, KeyEpoch: k.Epoch, EncryptedKey: k.EncryptedKey, Nonce: k.Nonce,
 		SealedForPubkey: k.SealedForPubkey, SealedByMemberID: k.SealedByMemberID, CreatedAt: utc(k.CreatedAt)}
 }
 
-// MyTopicKey returns the caller's sealed copy: GET /v1/topics/{name}/key.
+// MyTopicKey returns the caller's sealed copy, of the current key epoch or
+// of ?epoch=: GET /v1/topics/{name}/key.
 func (h *Handler) MyTopicKey(c echo.Context) error {
-	k, _, err := h.Store.MyTopicKey(c.Request().Context(), middleware.PrincipalFrom(c), topicParam(c))
+	epoch := 0
+	if s := c.QueryParam("epoch"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return models.E(models.KindBadRequest, "invalid_query", "epoch must be a positive integer")
+		}
+		epoch = n
+	}
+	k, _, err := h.Store.MyTopicKey(c.Request().Context(), middleware.PrincipalFrom(c), topicParam(c), epoch)
 	if err != nil {
 		return err
 	}
@@ -109,4 +120,14 @@ func (h *Handler) SetPeerPubkey(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, viewMember(m))
+}
+
+// RotateTopicKey starts a new key epoch (a mesh admin or the topic's lead):
+// POST /v1/topics/{name}/rotate-key.
+func (h *Handler) RotateTopicKey(c echo.Context) error {
+	t, err := h.Store.RotateTopicKey(c.Request().Context(), middleware.PrincipalFrom(c), topicParam(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewTopic(&models.TopicAccess{Topic: *t}, nil))
 }

@@ -46,7 +46,7 @@ func (h *Handler) TopicStream(c echo.Context) error {
 	if err != nil {
 		return models.E(models.KindBadRequest, "invalid_query", "%s", err.Error())
 	}
-	ta, err := h.Store.TopicFor(ctx, p, topicParam(c))
+	ta, err := h.Store.StreamTopicFor(ctx, p, topicParam(c))
 	if err != nil {
 		return err
 	}
@@ -56,8 +56,8 @@ func (h *Handler) TopicStream(c echo.Context) error {
 		if err := h.Store.StillValid(ctx, p); err != nil {
 			return err
 		}
-		_, err := h.Store.TopicFor(ctx, p, topic.Name)
-		return err
+		_, err := h.Store.StreamTopicFor(ctx, p, topic.Name)
+		return accessLost(err)
 	}
 	return h.serveStream(c, p, since, []models.Topic{topic}, wants, revalidate, nil)
 }
@@ -81,7 +81,7 @@ func (h *Handler) MeshStream(c echo.Context) error {
 			if name = strings.TrimSpace(name); name == "" {
 				continue
 			}
-			ta, err := h.Store.TopicFor(ctx, p, name)
+			ta, err := h.Store.StreamTopicFor(ctx, p, name)
 			if err != nil {
 				return nil, err
 			}
@@ -121,7 +121,7 @@ func (h *Handler) MeshStream(c echo.Context) error {
 		}
 		now, err := resolve(ctx)
 		if err != nil {
-			return err // an explicitly named topic became invisible
+			return accessLost(err) // an explicitly named topic became invisible
 		}
 		sub.SetFilter(filter(now))
 		return nil
@@ -179,4 +179,14 @@ func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, 
 		ended(err)
 	}
 	return nil // the response is committed; nothing more to render
+}
+
+// accessLost turns "this topic is no longer visible to you" during a
+// stream's re-check into the fixed end code access_lost; other refusals
+// (topic_archived, …) and database errors pass through unchanged.
+func accessLost(err error) error {
+	if de, ok := models.AsError(err); ok && (de.Kind == models.KindNotFound || de.Kind == models.KindForbidden) {
+		return models.E(models.KindForbidden, "access_lost", "you can no longer read this topic")
+	}
+	return err
 }

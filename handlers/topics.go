@@ -18,6 +18,7 @@ type topicView struct {
 	Visibility        string     `json:"visibility"`
 	Keyed             bool       `json:"keyed"`
 	KeyPubkey         *string    `json:"keyPubkey"`
+	KeyEpoch          int        `json:"keyEpoch"`
 	CreatedByMemberID *string    `json:"createdByMemberId"`
 	CreatedAt         time.Time  `json:"createdAt"`
 	ArchivedAt        *time.Time `json:"archivedAt"`
@@ -29,7 +30,7 @@ type topicView struct {
 
 func viewTopic(ta *models.TopicAccess, unread *int64) topicView {
 	t := &ta.Topic
-	v := topicView{ID: t.ID, Name: t.Name, Description: t.Description, Visibility: t.Visibility, Keyed: t.Keyed(), KeyPubkey: t.EncryptedKeyPubkey,
+	v := topicView{ID: t.ID, Name: t.Name, Description: t.Description, Visibility: t.Visibility, Keyed: t.Keyed(), KeyPubkey: t.EncryptedKeyPubkey, KeyEpoch: t.KeyEpoch,
 		CreatedByMemberID: t.CreatedByMemberID, CreatedAt: utc(t.CreatedAt), ArchivedAt: utcPtr(t.ArchivedAt), Unread: unread}
 	if ta.Membership != nil {
 		v.Joined = true

@@ -16,8 +16,47 @@ import (
 // The Go→libsodium half of SPEC §9's "checked both ways": Go makes seals, v2
 // bodies and direct messages with real random nonces, and
 // testdata/check_go_vectors.mjs opens them with the pinned libsodium-wrappers.
-// node_modules is installed into testdata (git-ignored) on first use and then
-// reused, so later runs cost one node start-up.
+// Tests never write into the source tree: the pinned packages are installed
+// on first use into a cache directory outside it (nodeCacheDir) and reused,
+// so later runs cost one node start-up.
+
+// nodeCacheDir is where the pinned libsodium-wrappers is installed:
+// $XDG_CACHE_HOME (or the OS's user cache dir)/claudemesh-test/libsodium-<version>.
+// The script and the lock files are copied next to node_modules, because
+// Node resolves an ES module's imports from the script's own directory.
+func nodeCacheDir(t *testing.T, version string) string {
+	t.Helper()
+	base, err := os.UserCacheDir()
+	if err != nil {
+		skipOrFail(t, "no user cache directory for node_modules: "+err.Error())
+	}
+	dir := filepath.Join(base, "claudemesh-test", "libsodium-"+version)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("cache dir for the libsodium cross-check: %v", err)
+	}
+	for _, name := range []string{"package.json", "package-lock.json", "check_go_vectors.mjs"} {
+		raw, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if old, err := os.ReadFile(filepath.Join(dir, name)); err == nil && bytes.Equal(old, raw) {
+			continue
+		}
+		// Write then rename, so a concurrent test process never reads half a file.
+		tmp, err := os.CreateTemp(dir, name+".*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tmp.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		tmp.Close()
+		if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
 
 // inCI reports whether missing node/npm must fail the test instead of
 // skipping it: in CI the cross-check is part of the contract.
@@ -55,10 +94,10 @@ func pinnedWrappersVersion(t *testing.T) string {
 	return v
 }
 
-// installedWrappersVersion reads the version npm actually installed, "" if
-// none.
-func installedWrappersVersion() string {
-	raw, err := os.ReadFile(filepath.Join("testdata", "node_modules", "libsodium-wrappers", "package.json"))
+// installedWrappersVersion reads the version npm actually installed in dir,
+// "" if none.
+func installedWrappersVersion(dir string) string {
+	raw, err := os.ReadFile(filepath.Join(dir, "node_modules", "libsodium-wrappers", "package.json"))
 	if err != nil {
 		return ""
 	}
@@ -71,44 +110,45 @@ func installedWrappersVersion() string {
 	return pkg.Version
 }
 
-// ensureLibsodium returns the node binary once testdata/node_modules holds
-// the pinned libsodium-wrappers, installing it with `npm ci` (exact versions
-// from package-lock.json) if needed. A file lock keeps concurrent `go test`
-// processes from installing over each other.
-func ensureLibsodium(t *testing.T) string {
+// ensureLibsodium returns the node binary and the cache directory once its
+// node_modules holds the pinned libsodium-wrappers, installing it with
+// `npm ci` (exact versions from package-lock.json) if needed. A file lock
+// keeps concurrent `go test` processes from installing over each other.
+func ensureLibsodium(t *testing.T) (node, dir string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		skipOrFail(t, "node is not on PATH")
 	}
 	want := pinnedWrappersVersion(t)
-	if installedWrappersVersion() == want {
-		return node
+	dir = nodeCacheDir(t, want)
+	if installedWrappersVersion(dir) == want {
+		return node, dir
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		skipOrFail(t, "npm is not on PATH, and testdata/node_modules has no libsodium-wrappers "+want)
+		skipOrFail(t, "npm is not on PATH, and "+dir+" has no libsodium-wrappers "+want)
 	}
-	unlock, err := lockFile(filepath.Join("testdata", ".npm-install.lock"))
+	unlock, err := lockFile(filepath.Join(dir, ".npm-install.lock"))
 	if err != nil {
-		t.Fatalf("locking testdata for npm install: %v", err)
+		t.Fatalf("locking %s for npm install: %v", dir, err)
 	}
 	defer unlock()
-	if installedWrappersVersion() == want { // another process installed it meanwhile
-		return node
+	if installedWrappersVersion(dir) == want { // another process installed it meanwhile
+		return node, dir
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error")
-	cmd.Dir = "testdata"
+	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		skipOrFail(t, "npm ci in meshcrypto/testdata failed: "+err.Error()+"\n"+string(out))
+		skipOrFail(t, "npm ci in "+dir+" failed: "+err.Error()+"\n"+string(out))
 	}
-	if got := installedWrappersVersion(); got != want {
+	if got := installedWrappersVersion(dir); got != want {
 		t.Fatalf("npm installed libsodium-wrappers %q, want %s", got, want)
 	}
-	return node
+	return node, dir
 }
 
 // goVectors is the input of check_go_vectors.mjs.
@@ -208,7 +248,7 @@ func TestGoOutputsOpenWithLibsodium(t *testing.T) {
 	if testing.Short() && !inCI() {
 		t.Skip("-short: skipping the node cross-check")
 	}
-	node := ensureLibsodium(t)
+	node, dir := ensureLibsodium(t)
 	gv := makeGoVectors(t)
 	raw, err := json.MarshalIndent(gv, "", "  ")
 	if err != nil {
@@ -221,7 +261,7 @@ func TestGoOutputsOpenWithLibsodium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "check_go_vectors.mjs", path)
-	cmd.Dir = "testdata"
+	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -8,7 +8,7 @@ import (
 )
 
 // lockFile takes an exclusive advisory lock on path (creating it), so that
-// two `go test` processes never run npm in testdata at the same time.
+// two `go test` processes never run npm in the cache dir at the same time.
 func lockFile(path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {

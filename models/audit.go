@@ -32,6 +32,13 @@ const (
 	AuditTopicSealed        = "topic.sealed"
 	AuditPubkeyChanged      = "member.pubkey_changed"
 	AuditMessageSent        = "message.sent"
+	AuditTopicKeyRotated    = "topic.key_rotated"
+
+	AuditInviteRevoked     = "invite.revoked"
+	AuditMeshRenamed       = "mesh.renamed"
+	AuditMeshArchived      = "mesh.archived"
+	AuditMemberLeft        = "member.left"
+	AuditMemberRoleChanged = "member.role_changed"
 )
 
 // AuditEvent is one link of a mesh's hash-chained audit log. Metadata holds
@@ -171,43 +178,79 @@ func (s *Store) VerifyAudit(ctx context.Context) ([]AuditBreak, int64, error) {
 		checked int64
 	)
 	for _, meshID := range meshIDs {
-		prev, want := genesisHash, int64(1)
-		var last int64
-		if err := s.db.WithContext(ctx).Raw("SELECT last_audit_seq FROM meshes WHERE id = ?", meshID).Scan(&last).Error; err != nil {
-			return nil, 0, fmt.Errorf("read last audit seq: %w", err)
+		broken, n, err := s.VerifyMeshAudit(ctx, meshID)
+		if err != nil {
+			return nil, 0, err
 		}
-		var broken *AuditBreak
-		for broken == nil {
-			var evs []AuditEvent
-			if err := s.db.WithContext(ctx).Where("mesh_id = ? AND seq >= ?", meshID, want).Order("seq").Limit(1000).Find(&evs).Error; err != nil {
-				return nil, 0, fmt.Errorf("read audit events: %w", err)
-			}
-			if len(evs) == 0 {
-				break
-			}
-			for i := range evs {
-				ev := &evs[i]
-				checked++
-				switch {
-				case ev.Seq != want:
-					broken = &AuditBreak{meshID, want, "event missing (deleted?)"}
-				case ev.PrevHash != prev:
-					broken = &AuditBreak{meshID, ev.Seq, "prev_hash does not match the previous event"}
-				case ev.computeHash() != ev.Hash:
-					broken = &AuditBreak{meshID, ev.Seq, "hash does not match the row (edited?)"}
-				}
-				if broken != nil {
-					break
-				}
-				prev, want = ev.Hash, want+1
-			}
-		}
-		if broken == nil && want-1 != last {
-			broken = &AuditBreak{meshID, want, fmt.Sprintf("chain ends at %d but the mesh counted %d events (deleted?)", want-1, last)}
-		}
+		checked += n
 		if broken != nil {
 			breaks = append(breaks, *broken)
 		}
 	}
 	return breaks, checked, nil
+}
+
+// VerifyMeshAudit walks one mesh's chain; it returns the first broken link
+// (nil when the chain is whole) and how many events it checked.
+func (s *Store) VerifyMeshAudit(ctx context.Context, meshID string) (*AuditBreak, int64, error) {
+	var checked int64
+	prev, want := genesisHash, int64(1)
+	var last int64
+	if err := s.db.WithContext(ctx).Raw("SELECT last_audit_seq FROM meshes WHERE id = ?", meshID).Scan(&last).Error; err != nil {
+		return nil, 0, fmt.Errorf("read last audit seq: %w", err)
+	}
+	var broken *AuditBreak
+	for broken == nil {
+		var evs []AuditEvent
+		if err := s.db.WithContext(ctx).Where("mesh_id = ? AND seq >= ?", meshID, want).Order("seq").Limit(1000).Find(&evs).Error; err != nil {
+			return nil, 0, fmt.Errorf("read audit events: %w", err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for i := range evs {
+			ev := &evs[i]
+			checked++
+			switch {
+			case ev.Seq != want:
+				broken = &AuditBreak{meshID, want, "event missing (deleted?)"}
+			case ev.PrevHash != prev:
+				broken = &AuditBreak{meshID, ev.Seq, "prev_hash does not match the previous event"}
+			case ev.computeHash() != ev.Hash:
+				broken = &AuditBreak{meshID, ev.Seq, "hash does not match the row (edited?)"}
+			}
+			if broken != nil {
+				break
+			}
+			prev, want = ev.Hash, want+1
+		}
+	}
+	if broken == nil && want-1 != last {
+		broken = &AuditBreak{meshID, want, fmt.Sprintf("chain ends at %d but the mesh counted %d events (deleted?)", want-1, last)}
+	}
+	return broken, checked, nil
+}
+
+// ListAudit pages a mesh's audit events by seq, oldest first, after the
+// given seq. Events carry metadata only (ids, sizes, roles), never a body.
+func (s *Store) ListAudit(ctx context.Context, p *Principal, after int64, limit int) ([]AuditEvent, bool, error) {
+	if !p.Can(CapAdmin) {
+		return nil, false, E(KindForbidden, "admin_required", "the audit log needs the admin capability")
+	}
+	if after < 0 {
+		return nil, false, E(KindBadRequest, "invalid_query", "after must be a seq")
+	}
+	if limit <= 0 {
+		limit = DefaultPageLimit
+	}
+	limit = min(limit, MaxPageLimit)
+	var evs []AuditEvent
+	if err := s.db.WithContext(ctx).Where("mesh_id = ? AND seq > ?", p.MeshID, after).Order("seq").Limit(limit + 1).Find(&evs).Error; err != nil {
+		return nil, false, fmt.Errorf("list audit events: %w", err)
+	}
+	more := len(evs) > limit
+	if more {
+		evs = evs[:limit]
+	}
+	return evs, more, nil
 }

@@ -194,6 +194,9 @@ func (s *Store) writeBatch(tx *gorm.DB, meshID string, batch []*postReq) (Commit
 		m := &msgs[i]
 		*m = Message{ID: NewID(), MeshID: meshID, TopicID: topicOf[r].ID, Seq: seqs.LastSeq - n + 1 + int64(i), SenderMemberID: r.p.MemberID,
 			SenderPubkey: r.p.Pubkey, Nonce: r.in.Nonce, Ciphertext: r.in.Ciphertext, BodyVersion: r.in.BodyVersion, Priority: r.in.Priority, CreatedAt: now}
+		if r.in.BodyVersion == 2 {
+			m.KeyEpoch = topicOf[r].KeyEpoch
+		}
 		if r.in.ReplyToID != "" {
 			m.ReplyToID = &r.in.ReplyToID
 		}
@@ -233,7 +236,7 @@ func (s *Store) writeBatch(tx *gorm.DB, meshID string, batch []*postReq) (Commit
 	for _, n := range notes {
 		m := byID[n.MessageID]
 		out.Notifications = append(out.Notifications, NotificationRow{Notification: n, TopicName: m.TopicName,
-			SenderDisplayName: m.SenderDisplayName, Seq: m.Seq, BodyVersion: m.BodyVersion, Ciphertext: m.Ciphertext, Nonce: m.Nonce})
+			SenderDisplayName: m.SenderDisplayName, Seq: m.Seq, BodyVersion: m.BodyVersion, KeyEpoch: m.KeyEpoch, Ciphertext: m.Ciphertext, Nonce: m.Nonce})
 	}
 	return out, nil
 }
@@ -253,6 +256,14 @@ func (s *Store) readBatch(tx *gorm.DB, meshID string, batch []*postReq) (*batchR
 		}
 	}
 	rd := &batchReads{topics: map[string]*Topic{}, subs: map[[2]string]*TopicMember{}, replays: map[[2]string]*MessageRow{}, replyTos: map[string]string{}}
+	// Lock the mesh row before reading: key rotations, removals and archives
+	// append audit events under the same lock, so a post can never commit
+	// with a key epoch (or membership) that a committed rotation replaced.
+	if s.dialect == Postgres {
+		if err := tx.Exec("SELECT 1 FROM meshes WHERE id = ? FOR UPDATE", meshID).Error; err != nil {
+			return nil, fmt.Errorf("lock mesh: %w", err)
+		}
+	}
 	var topics []Topic
 	if err := tx.Where("mesh_id = ? AND name IN ?", meshID, names).Find(&topics).Error; err != nil {
 		return nil, fmt.Errorf("load topics: %w", err)
@@ -322,6 +333,9 @@ func (rd *batchReads) check(r *postReq) (*Topic, error) {
 		return nil, E(KindConflict, "topic_archived", "#%s is archived", t.Name)
 	case t.Keyed() && in.BodyVersion == 1:
 		return nil, E(KindConflict, "plaintext_on_keyed_topic", "#%s is end-to-end encrypted: send bodyVersion 2", t.Name)
+	}
+	if err := checkKeyEpoch(t, in); err != nil {
+		return nil, err
 	}
 	if in.ReplyToID != "" && rd.replyTos[in.ReplyToID] != t.ID {
 		return nil, Invalid(FieldError{"replyToId", "is not a message of this topic"})
@@ -395,4 +409,29 @@ func appendNew(list []string, s string) []string {
 		return list
 	}
 	return append(list, s)
+}
+
+// checkKeyEpoch requires a v2 post to a keyed topic to name the topic's
+// current key epoch (an omitted epoch means 1, what clients older than
+// epochs encrypt with) and that epoch's key to be claimed. A mismatch is a
+// 409 carrying the current epoch, so the client can fetch that key.
+func checkKeyEpoch(t *Topic, in PostInput) error {
+	if in.BodyVersion != 2 {
+		return nil
+	}
+	want := in.KeyEpoch
+	if want == 0 && t.Keyed() {
+		want = 1
+	}
+	if want != t.KeyEpoch {
+		e := E(KindConflict, "key_epoch_mismatch", "#%s is at key epoch %d; encrypt with that epoch's key", t.Name, t.KeyEpoch)
+		e.Extra = map[string]any{"keyEpoch": t.KeyEpoch}
+		return e
+	}
+	if t.Keyed() && !t.KeyClaimed() {
+		e := E(KindConflict, "topic_key_unclaimed", "#%s has a new key epoch %d that nobody has claimed yet; claim it first", t.Name, t.KeyEpoch)
+		e.Extra = map[string]any{"keyEpoch": t.KeyEpoch}
+		return e
+	}
+	return nil
 }

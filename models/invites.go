@@ -16,6 +16,7 @@ type Invite struct {
 	ID                string `gorm:"primaryKey"`
 	MeshID            string
 	TokenHash         string
+	TokenPrefix       string // the token's first characters, for admins to tell invites apart
 	Role              string
 	MaxUses           int
 	Uses              int
@@ -32,6 +33,9 @@ const (
 	MaxInviteTTL     = 30 * 24 * time.Hour
 	MinInviteTTL     = time.Minute
 	MaxInviteUses    = 1000
+	// inviteTokenPrefixLen keeps "cmi_" and 6 of the 43 random characters:
+	// enough to tell invites apart, far too little to guess the rest.
+	inviteTokenPrefixLen = 10
 )
 
 // CreateInviteInput describes a new invite; zero values take the defaults.
@@ -95,7 +99,7 @@ func (s *Store) CreateInvite(ctx context.Context, admin *Member, byUserID string
 	token := randomToken("cmi_")
 	now := s.nowUTC()
 	mid := admin.ID
-	inv := &Invite{ID: NewID(), MeshID: admin.MeshID, TokenHash: hashSecret(token), Role: in.Role, MaxUses: in.MaxUses,
+	inv := &Invite{ID: NewID(), MeshID: admin.MeshID, TokenHash: hashSecret(token), TokenPrefix: token[:inviteTokenPrefixLen], Role: in.Role, MaxUses: in.MaxUses,
 		ExpiresAt: now.Add(in.ExpiresIn), CreatedByMemberID: &mid, CreatedAt: now}
 	if byUserID != "" {
 		uid := byUserID
@@ -119,6 +123,11 @@ type JoinInput struct {
 	Token       string
 	Pubkey      string
 	DisplayName string
+	// UserID links the new member to a signed-in dashboard user (a join made
+	// with a user token). The user's first member in the mesh becomes its
+	// dashboard member; a later one (a CLI peer of the same person) is
+	// linked by user_id only.
+	UserID string
 }
 
 // JoinResult is the new member and its first API key.
@@ -160,7 +169,7 @@ func (s *Store) Join(ctx context.Context, in JoinInput) (*JoinResult, error) {
 		}
 		now := s.nowUTC()
 		if inv.RevokedAt != nil {
-			return E(KindNotFound, "invite_not_found", "no such invite")
+			return errInviteRevoked
 		}
 		if !now.Before(inv.ExpiresAt) {
 			return E(KindGone, "invite_expired", "this invite has expired")
@@ -179,6 +188,17 @@ func (s *Store) Join(ctx context.Context, in JoinInput) (*JoinResult, error) {
 			return E(KindGone, "invite_used_up", "this invite has no uses left")
 		}
 		out.Member = Member{ID: NewID(), MeshID: inv.MeshID, PeerPubkey: in.Pubkey, DisplayName: in.DisplayName, Role: inv.Role, JoinedAt: now}
+		if in.UserID != "" {
+			uid := in.UserID
+			out.Member.UserID = &uid
+			var dash int64
+			if err := tx.Model(&Member{}).Where("mesh_id = ? AND dashboard_user_id = ? AND revoked_at IS NULL", inv.MeshID, uid).Count(&dash).Error; err != nil {
+				return fmt.Errorf("find dashboard member: %w", err)
+			}
+			if dash == 0 {
+				out.Member.DashboardUserID = &uid
+			}
+		}
 		if err := tx.Create(&out.Member).Error; err != nil {
 			if isUniqueViolation(err) {
 				if strings.Contains(uniqueIndexOf(err), "pubkey") || strings.Contains(uniqueIndexOf(err), "peer_pubkey") {
@@ -205,10 +225,111 @@ func (s *Store) Join(ctx context.Context, in JoinInput) (*JoinResult, error) {
 		}
 		out.Key, out.KeySecret = *key, secret
 		return s.appendAudit(tx, inv.MeshID, AuditMemberJoined, out.Member.ID, out.Member.ID,
-			map[string]any{"inviteId": inv.ID, "role": out.Member.Role})
+			map[string]any{"inviteId": inv.ID, "role": out.Member.Role, "linkedToUser": in.UserID != ""})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+var errInviteRevoked = E(KindGone, "invite_revoked", "this invite was revoked")
+
+// InviteRow is an invite as its mesh's admins list it: never the token.
+type InviteRow struct {
+	Invite
+	CreatedByDisplayName *string
+}
+
+// ListInvites pages a mesh's invites by id (admins only; the caller has
+// been authorised by AuthorizeMeshAdmin).
+func (s *Store) ListInvites(ctx context.Context, admin *Member, pr PageRequest) (Page[InviteRow], error) {
+	limit, after, err := pr.normalise()
+	if err != nil {
+		return Page[InviteRow]{}, err
+	}
+	q := s.db.WithContext(ctx).Table("invites AS i").
+		Select("i.*, m.display_name AS created_by_display_name").
+		Joins("LEFT JOIN members m ON m.id = i.created_by_member_id").
+		Where("i.mesh_id = ?", admin.MeshID)
+	if after != "" {
+		q = q.Where("i.id > ?", after)
+	}
+	var rows []InviteRow
+	if err := q.Order("i.id").Limit(limit + 1).Scan(&rows).Error; err != nil {
+		return Page[InviteRow]{}, fmt.Errorf("list invites: %w", err)
+	}
+	return cut(rows, limit, func(r InviteRow) string { return r.ID }), nil
+}
+
+// RevokeInvite revokes an invite of the admin's mesh; joins with it fail
+// at once with 410 invite_revoked. Revoking twice is a no-op.
+func (s *Store) RevokeInvite(ctx context.Context, admin *Member, inviteID string) error {
+	if !ValidID(inviteID) {
+		return notFound("invite")
+	}
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		var inv Invite
+		err := s.forUpdate(tx.Where("id = ? AND mesh_id = ?", inviteID, admin.MeshID)).Take(&inv).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return notFound("invite")
+		}
+		if err != nil {
+			return fmt.Errorf("find invite: %w", err)
+		}
+		if inv.RevokedAt != nil {
+			return nil
+		}
+		if err := tx.Model(&Invite{}).Where("id = ?", inv.ID).Update("revoked_at", s.nowUTC()).Error; err != nil {
+			return fmt.Errorf("revoke invite: %w", err)
+		}
+		return s.appendAudit(tx, inv.MeshID, AuditInviteRevoked, admin.ID, inv.ID, map[string]any{"prefix": inv.TokenPrefix})
+	})
+}
+
+// InvitePreview is what anyone holding an invite token may see before
+// joining.
+type InvitePreview struct {
+	MeshName           string
+	InviterDisplayName *string
+	Role               string
+	ExpiresAt          time.Time
+	UsesLeft           int
+}
+
+// PreviewInvite shows an invite without spending a use. Unknown tokens are
+// 404; revoked, expired and used-up ones 410, as a join would answer.
+func (s *Store) PreviewInvite(ctx context.Context, token string) (*InvitePreview, error) {
+	if token == "" || len(token) > 128 {
+		return nil, E(KindNotFound, "invite_not_found", "no such invite")
+	}
+	var row struct {
+		Invite
+		MeshName       string
+		MeshArchivedAt *time.Time
+		InviterName    *string
+	}
+	err := s.db.WithContext(ctx).Table("invites AS i").
+		Select("i.*, s.name AS mesh_name, s.archived_at AS mesh_archived_at, m.display_name AS inviter_name").
+		Joins("JOIN meshes s ON s.id = i.mesh_id").
+		Joins("LEFT JOIN members m ON m.id = i.created_by_member_id").
+		Where("i.token_hash = ?", hashSecret(token)).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, E(KindNotFound, "invite_not_found", "no such invite")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find invite: %w", err)
+	}
+	switch {
+	case row.RevokedAt != nil:
+		return nil, errInviteRevoked
+	case !s.nowUTC().Before(row.ExpiresAt):
+		return nil, E(KindGone, "invite_expired", "this invite has expired")
+	case row.MeshArchivedAt != nil:
+		return nil, E(KindGone, "mesh_archived", "this mesh is archived")
+	case row.Uses >= row.MaxUses:
+		return nil, E(KindGone, "invite_used_up", "this invite has no uses left")
+	}
+	return &InvitePreview{MeshName: row.MeshName, InviterDisplayName: row.InviterName, Role: row.Role, ExpiresAt: row.ExpiresAt,
+		UsesLeft: row.MaxUses - row.Uses}, nil
 }

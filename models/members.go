@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 )
@@ -162,7 +163,10 @@ func (s *Store) RevokeMember(ctx context.Context, caller *Principal, memberID st
 		if err := tx.Model(&APIKey{}).Where("issued_by_member_id = ? AND revoked_at IS NULL", m.ID).Update("revoked_at", now).Error; err != nil {
 			return fmt.Errorf("revoke member keys: %w", err)
 		}
-		return s.appendAudit(tx, m.MeshID, AuditMemberRevoked, caller.MemberID, m.ID, nil)
+		if err := s.appendAudit(tx, m.MeshID, AuditMemberRevoked, caller.MemberID, m.ID, nil); err != nil {
+			return err
+		}
+		return s.rotateKeysOf(tx, m.MeshID, caller.MemberID, m.ID, RotateMemberRevoked)
 	})
 }
 
@@ -214,7 +218,9 @@ func (s *Store) MembershipFor(ctx context.Context, userID, meshID string) (*Memb
 	err := s.db.WithContext(ctx).
 		Where("mesh_id = ? AND revoked_at IS NULL AND (dashboard_user_id = ? OR user_id = ?)", meshID, userID, userID).
 		Where("mesh_id IN (SELECT id FROM meshes WHERE archived_at IS NULL)").
-		Order(gorm.Expr("CASE WHEN dashboard_user_id = ? THEN 0 ELSE 1 END, id", userID)).
+		// Order(gorm.Expr(…)) with bound variables is silently dropped by
+		// GORM; an explicit ORDER BY clause keeps the dashboard row first.
+		Clauses(clause.OrderBy{Expression: clause.Expr{SQL: "CASE WHEN dashboard_user_id = ? THEN 0 ELSE 1 END, id", Vars: []any{userID}, WithoutParentheses: true}}).
 		Take(&m).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("mesh")
@@ -265,8 +271,13 @@ func validPubkey(s string) bool {
 
 // StillValid re-checks a principal for a long-lived connection: its key or
 // member is live, its mesh not archived, and its credential not expired.
+// A refusal is a *Error with a fixed code (credential_expired,
+// credential_revoked, mesh_archived) that streams send as their end
+// reason; a database failure is returned as a plain error, never as a
+// refusal, so a transient outage does not look like a revocation.
 func (s *Store) StillValid(ctx context.Context, p *Principal) error {
-	if p.ExpiresAt != nil && !s.nowUTC().Before(*p.ExpiresAt) {
+	now := s.nowUTC()
+	if p.ExpiresAt != nil && !now.Before(*p.ExpiresAt) {
 		return E(KindUnauthorized, "credential_expired", "the credential behind this stream has expired")
 	}
 	if p.FamilyID != "" {
@@ -274,21 +285,36 @@ func (s *Store) StillValid(ctx context.Context, p *Principal) error {
 			return err
 		}
 	}
-	if p.APIKeyID != "" {
-		ok, err := s.APIKeyLive(ctx, p.APIKeyID)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return E(KindUnauthorized, "credential_revoked", "the API key behind this stream was revoked or expired")
-		}
-		return nil
+	var st struct {
+		MemberRevokedAt *time.Time
+		Role            string
+		MeshArchivedAt  *time.Time
 	}
-	if _, err := s.LiveMemberPrincipal(ctx, p.MemberID, p.MeshID, p.Caps); err != nil {
-		if _, domain := AsError(err); !domain {
-			return err // the database did not answer: not a revocation
-		}
+	err := s.db.WithContext(ctx).Raw(`SELECT m.revoked_at AS member_revoked_at, m.role, s.archived_at AS mesh_archived_at
+		FROM members m JOIN meshes s ON s.id = m.mesh_id WHERE m.id = ? AND m.mesh_id = ?`, p.MemberID, p.MeshID).Scan(&st).Error
+	switch {
+	case err != nil:
+		return fmt.Errorf("re-check member %s: %w", p.MemberID, err)
+	case st.Role == "":
+		return E(KindUnauthorized, "credential_revoked", "the member behind this stream no longer exists")
+	case st.MeshArchivedAt != nil:
+		return E(KindGone, "mesh_archived", "the mesh was archived")
+	case st.MemberRevokedAt != nil:
 		return E(KindUnauthorized, "credential_revoked", "the member behind this stream was revoked")
+	}
+	if p.APIKeyID != "" {
+		var k APIKey
+		err := s.db.WithContext(ctx).Select("revoked_at", "expires_at").Where("id = ?", p.APIKeyID).Take(&k).Error
+		switch {
+		case errors.Is(err, gorm.ErrRecordNotFound):
+			return E(KindUnauthorized, "credential_revoked", "the API key behind this stream no longer exists")
+		case err != nil:
+			return fmt.Errorf("re-check api key %s: %w", p.APIKeyID, err)
+		case k.RevokedAt != nil:
+			return E(KindUnauthorized, "credential_revoked", "the API key behind this stream was revoked")
+		case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+			return E(KindUnauthorized, "credential_expired", "the API key behind this stream has expired")
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -287,4 +288,147 @@ func (s *Store) BackfillOwnerMembers(ctx context.Context, dryRun bool) ([]Backfi
 		}
 	}
 	return out, nil
+}
+
+// RenameMesh changes a mesh's display name (an admin, authorised by
+// AuthorizeMeshAdmin). The slug stays: it names the mesh in URLs and CLIs.
+func (s *Store) RenameMesh(ctx context.Context, admin *Member, name string) (*Mesh, error) {
+	name = strings.TrimSpace(name)
+	if e := checkLabel("name", name, 1, 100); e != nil {
+		return nil, Invalid(*e)
+	}
+	var out Mesh
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if err := s.forUpdate(tx.Where("id = ? AND archived_at IS NULL", admin.MeshID)).Take(&out).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return notFound("mesh")
+			}
+			return fmt.Errorf("find mesh: %w", err)
+		}
+		if out.Name == name {
+			return nil
+		}
+		if err := tx.Model(&Mesh{}).Where("id = ?", out.ID).Update("name", name).Error; err != nil {
+			return fmt.Errorf("rename mesh: %w", err)
+		}
+		out.Name = name
+		return s.appendAudit(tx, out.ID, AuditMeshRenamed, admin.ID, out.ID, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ArchiveMesh archives a mesh (an admin, authorised by AuthorizeMeshAdmin).
+// From the commit on, every API key and member token of the mesh is
+// refused, invites are gone, and streams and peer connections end at their
+// next re-check with the code mesh_archived. Nothing is deleted; the owner
+// still sees the mesh (with archivedAt) in GET /v1/meshes.
+func (s *Store) ArchiveMesh(ctx context.Context, admin *Member) (*Mesh, error) {
+	var out Mesh
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if err := s.forUpdate(tx.Where("id = ?", admin.MeshID)).Take(&out).Error; err != nil {
+			return fmt.Errorf("find mesh: %w", err)
+		}
+		if out.ArchivedAt != nil {
+			return nil
+		}
+		now := s.nowUTC()
+		if err := tx.Model(&Mesh{}).Where("id = ?", out.ID).Update("archived_at", now).Error; err != nil {
+			return fmt.Errorf("archive mesh: %w", err)
+		}
+		out.ArchivedAt = &now
+		return s.appendAudit(tx, out.ID, AuditMeshArchived, admin.ID, out.ID, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// LeaveMesh ends the caller's membership: a member principal leaves as
+// itself; a user leaves with every member linked to them in the mesh
+// (dashboard and CLI peers alike). Leaving revokes the members and their
+// keys and starts a new key epoch in their keyed topics, like a
+// revocation. The mesh must keep an admin: when the last ones would leave,
+// successorID must name a live member who stays, and it becomes admin
+// (409 last_admin otherwise). The owner cannot leave their own mesh (409
+// owner_member); they archive it instead.
+func (s *Store) LeaveMesh(ctx context.Context, p *Principal, meshID, successorID string) error {
+	if successorID != "" && !ValidID(successorID) {
+		return Invalid(FieldError{"successorMemberId", "must be a member id"})
+	}
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		var mesh Mesh
+		err := s.forUpdate(tx.Where("id = ? AND archived_at IS NULL", meshID)).Take(&mesh).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) || (p.IsMember() && p.MeshID != meshID) {
+			return notFound("mesh")
+		}
+		if err != nil {
+			return fmt.Errorf("find mesh: %w", err)
+		}
+		var leaving []Member
+		q := tx.Where("mesh_id = ? AND revoked_at IS NULL", meshID)
+		if p.IsMember() {
+			q = q.Where("id = ?", p.MemberID)
+		} else {
+			q = q.Where("dashboard_user_id = ? OR user_id = ?", p.UserID, p.UserID)
+		}
+		if err := q.Order("id").Find(&leaving).Error; err != nil {
+			return fmt.Errorf("find leaving members: %w", err)
+		}
+		if len(leaving) == 0 {
+			return notFound("mesh")
+		}
+		ids := make([]string, len(leaving))
+		for i, m := range leaving {
+			ids[i] = m.ID
+			if (m.DashboardUserID != nil && *m.DashboardUserID == mesh.OwnerUserID) || (m.UserID != nil && *m.UserID == mesh.OwnerUserID) {
+				return E(KindConflict, "owner_member", "the mesh owner cannot leave; archive the mesh instead")
+			}
+		}
+		actor := ids[0]
+		if successorID != "" {
+			succ, err := s.MemberInMeshTx(tx, meshID, successorID)
+			if err != nil {
+				return Invalid(FieldError{"successorMemberId", "is not a live member of this mesh"})
+			}
+			if slices.Contains(ids, succ.ID) {
+				return Invalid(FieldError{"successorMemberId", "must be a member who stays"})
+			}
+			if succ.Role != RoleAdmin {
+				if err := tx.Model(&Member{}).Where("id = ?", succ.ID).Update("role", RoleAdmin).Error; err != nil {
+					return fmt.Errorf("promote successor: %w", err)
+				}
+				if err := s.appendAudit(tx, meshID, AuditMemberRoleChanged, actor, succ.ID, map[string]any{"role": RoleAdmin, "reason": "successor"}); err != nil {
+					return err
+				}
+			}
+		}
+		var admins int64
+		if err := tx.Model(&Member{}).Where("mesh_id = ? AND role = ? AND revoked_at IS NULL AND id NOT IN ?", meshID, RoleAdmin, ids).
+			Count(&admins).Error; err != nil {
+			return fmt.Errorf("count admins: %w", err)
+		}
+		if admins == 0 {
+			return E(KindConflict, "last_admin", "you are the mesh's last admin: name a successorMemberId to make admin")
+		}
+		now := s.nowUTC()
+		if err := tx.Model(&Member{}).Where("id IN ?", ids).Update("revoked_at", now).Error; err != nil {
+			return fmt.Errorf("leave: %w", err)
+		}
+		if err := tx.Model(&APIKey{}).Where("issued_by_member_id IN ? AND revoked_at IS NULL", ids).Update("revoked_at", now).Error; err != nil {
+			return fmt.Errorf("revoke leaving members' keys: %w", err)
+		}
+		for _, id := range ids {
+			if err := s.appendAudit(tx, meshID, AuditMemberLeft, id, id, nil); err != nil {
+				return err
+			}
+			if err := s.rotateKeysOf(tx, meshID, id, id, RotateMemberLeft); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -42,6 +42,7 @@ type Message struct {
 	Nonce           string
 	Ciphertext      string
 	BodyVersion     int
+	KeyEpoch        int // the topic key epoch that encrypted a v2 body; 0 for none
 	Priority        string
 	ReplyToID       *string
 	ClientMessageID *string
@@ -61,6 +62,7 @@ type PostInput struct {
 	Ciphertext      string
 	Nonce           string
 	BodyVersion     int
+	KeyEpoch        int // the epoch of the key a v2 body was encrypted with; 0 = 1 (clients older than epochs)
 	Priority        string
 	Mentions        []string // explicit; nil means "extract from a v1 body"
 	ReplyToID       string
@@ -133,6 +135,9 @@ func (in *PostInput) normalise(maxBytes int) error {
 		if n, err := meshcrypto.DecodeBase64(in.Nonce); err != nil || len(n) != NonceBytes {
 			fe = append(fe, FieldError{"nonce", "must be canonical standard base64 of exactly 24 bytes"})
 		}
+	}
+	if in.KeyEpoch < 0 {
+		fe = append(fe, FieldError{"keyEpoch", "must be zero or more"})
 	}
 	if in.Priority != PriorityNow && in.Priority != PriorityNext && in.Priority != PriorityLow {
 		fe = append(fe, FieldError{"priority", "must be now, next or low"})

@@ -30,6 +30,7 @@ type NotificationRow struct {
 	SenderDisplayName string
 	Seq               int64
 	BodyVersion       int
+	KeyEpoch          int
 	Ciphertext        string
 	Nonce             string
 }
@@ -52,7 +53,7 @@ func (s *Store) ListNotifications(ctx context.Context, p *Principal, q Notificat
 		return Page[NotificationRow]{}, err
 	}
 	db := s.db.WithContext(ctx).Table("notifications AS n").
-		Select("n.*, t.name AS topic_name, mem.display_name AS sender_display_name, msg.seq, msg.body_version, msg.ciphertext, msg.nonce").
+		Select("n.*, t.name AS topic_name, mem.display_name AS sender_display_name, msg.seq, msg.body_version, msg.key_epoch, msg.ciphertext, msg.nonce").
 		Joins("JOIN topics t ON t.id = n.topic_id").
 		Joins("JOIN messages msg ON msg.id = n.message_id").
 		Joins("JOIN members mem ON mem.id = n.sender_member_id").
@@ -81,21 +82,8 @@ func (s *Store) ListNotifications(ctx context.Context, p *Principal, q Notificat
 // ids or every one up to and including upTo, and returns how many rows
 // actually changed (already-read and foreign ids count zero).
 func (s *Store) MarkNotificationsRead(ctx context.Context, p *Principal, ids []string, upTo string) (int64, error) {
-	switch {
-	case len(ids) == 0 && upTo == "":
-		return 0, Invalid(FieldError{"ids", "give ids or upTo"})
-	case len(ids) > 0 && upTo != "":
-		return 0, Invalid(FieldError{"upTo", "give ids or upTo, not both"})
-	case len(ids) > MaxPageLimit:
-		return 0, Invalid(FieldError{"ids", fmt.Sprintf("at most %d ids", MaxPageLimit)})
-	}
-	for _, id := range ids {
-		if !ValidID(id) {
-			return 0, Invalid(FieldError{"ids", fmt.Sprintf("%q is not a notification id", id)})
-		}
-	}
-	if upTo != "" && !ValidID(upTo) {
-		return 0, Invalid(FieldError{"upTo", "is not a notification id"})
+	if err := checkMarkRead(ids, upTo); err != nil {
+		return 0, err
 	}
 	q := s.db.WithContext(ctx).Model(&Notification{}).
 		Where("recipient_member_id = ? AND mesh_id = ? AND read_at IS NULL", p.MemberID, p.MeshID)
@@ -109,4 +97,25 @@ func (s *Store) MarkNotificationsRead(ctx context.Context, p *Principal, ids []s
 		return 0, fmt.Errorf("mark notifications read: %w", res.Error)
 	}
 	return res.RowsAffected, nil
+}
+
+// checkMarkRead validates a mark-read request: exactly one of ids and upTo.
+func checkMarkRead(ids []string, upTo string) error {
+	switch {
+	case len(ids) == 0 && upTo == "":
+		return Invalid(FieldError{"ids", "give ids or upTo"})
+	case len(ids) > 0 && upTo != "":
+		return Invalid(FieldError{"upTo", "give ids or upTo, not both"})
+	case len(ids) > MaxPageLimit:
+		return Invalid(FieldError{"ids", fmt.Sprintf("at most %d ids", MaxPageLimit)})
+	}
+	for _, id := range ids {
+		if !ValidID(id) {
+			return Invalid(FieldError{"ids", fmt.Sprintf("%q is not a notification id", id)})
+		}
+	}
+	if upTo != "" && !ValidID(upTo) {
+		return Invalid(FieldError{"upTo", "is not a notification id"})
+	}
+	return nil
 }

@@ -22,6 +22,7 @@ type TopicMemberKey struct {
 	ID               string `gorm:"primaryKey"`
 	TopicID          string
 	MemberID         string
+	Epoch            int // the topic key epoch this seal carries
 	EncryptedKey     string
 	Nonce            string
 	SealedForPubkey  string
@@ -60,17 +61,25 @@ func checkSeal(sealerPubkey string, in SealInput) (senderX25519Hex string, err e
 	return hex.EncodeToString(blob[:32]), nil
 }
 
-// MyTopicKey returns the caller's seal for its current pubkey.
-func (s *Store) MyTopicKey(ctx context.Context, p *Principal, topic string) (*TopicMemberKey, *Topic, error) {
+// MyTopicKey returns the caller's seal for its current pubkey, of the
+// topic's current key epoch or (epoch > 0) of an earlier one, so a member
+// can open history written before a rotation.
+func (s *Store) MyTopicKey(ctx context.Context, p *Principal, topic string, epoch int) (*TopicMemberKey, *Topic, error) {
+	if epoch < 0 {
+		return nil, nil, E(KindBadRequest, "invalid_query", "epoch must be a positive integer")
+	}
 	db := s.db.WithContext(ctx)
 	ta, err := s.topicFor(db, p, topic)
 	if err != nil {
 		return nil, nil, err
 	}
+	if epoch == 0 {
+		epoch = ta.Topic.KeyEpoch
+	}
 	var k TopicMemberKey
-	err = db.Where("topic_id = ? AND member_id = ? AND sealed_for_pubkey = ?", ta.Topic.ID, p.MemberID, p.Pubkey).Take(&k).Error
+	err = db.Where("topic_id = ? AND member_id = ? AND epoch = ? AND sealed_for_pubkey = ?", ta.Topic.ID, p.MemberID, epoch, p.Pubkey).Take(&k).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, nil, E(KindNotFound, "seal_not_found", "no sealed key of #%s for your current pubkey; ask a key holder to seal it", ta.Topic.Name)
+		return nil, nil, E(KindNotFound, "seal_not_found", "no sealed key of #%s (epoch %d) for your current pubkey; ask a key holder to seal it", ta.Topic.Name, epoch)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("find seal: %w", err)
@@ -78,9 +87,10 @@ func (s *Store) MyTopicKey(ctx context.Context, p *Principal, topic string) (*To
 	return &k, &ta.Topic, nil
 }
 
-// ClaimKey makes the caller the first keyer of an unkeyed topic: the
-// topic's key pubkey and the caller's own seal commit together, and a
-// second claimer loses with the winner's pubkey.
+// ClaimKey makes the caller the first keyer of an unkeyed topic, or of the
+// current epoch of a rotated one: the epoch's key pubkey and the caller's
+// own seal commit together, and a second claimer loses with the winner's
+// pubkey.
 func (s *Store) ClaimKey(ctx context.Context, p *Principal, topic string, in SealInput) (*TopicMemberKey, error) {
 	if !p.Can(CapSend) {
 		return nil, E(KindForbidden, "capability_required", "claiming a key needs the \"send\" capability")
@@ -101,7 +111,8 @@ func (s *Store) ClaimKey(ctx context.Context, p *Principal, topic string, in Sea
 		if ta.Topic.ArchivedAt != nil {
 			return E(KindConflict, "topic_archived", "#%s is archived", ta.Topic.Name)
 		}
-		res := tx.Exec("UPDATE topics SET encrypted_key_pubkey = ? WHERE id = ? AND encrypted_key_pubkey IS NULL", senderHex, ta.Topic.ID)
+		res := tx.Exec("UPDATE topics SET encrypted_key_pubkey = ?, key_epoch = CASE WHEN key_epoch = 0 THEN 1 ELSE key_epoch END WHERE id = ? AND encrypted_key_pubkey IS NULL",
+			senderHex, ta.Topic.ID)
 		if res.Error != nil {
 			return fmt.Errorf("claim topic key: %w", res.Error)
 		}
@@ -117,12 +128,13 @@ func (s *Store) ClaimKey(ctx context.Context, p *Principal, topic string, in Sea
 		if err := s.step("claim_key"); err != nil {
 			return err
 		}
-		out = TopicMemberKey{ID: NewID(), TopicID: ta.Topic.ID, MemberID: p.MemberID, EncryptedKey: in.EncryptedKey, Nonce: in.Nonce,
+		epoch := max(ta.Topic.KeyEpoch, 1)
+		out = TopicMemberKey{ID: NewID(), TopicID: ta.Topic.ID, MemberID: p.MemberID, Epoch: epoch, EncryptedKey: in.EncryptedKey, Nonce: in.Nonce,
 			SealedForPubkey: p.Pubkey, SealedByMemberID: p.MemberID, CreatedAt: s.nowUTC()}
 		if err := tx.Create(&out).Error; err != nil {
 			return fmt.Errorf("insert claimer seal: %w", err)
 		}
-		return s.appendAudit(tx, p.MeshID, AuditTopicKeyClaimed, p.MemberID, ta.Topic.ID, map[string]any{"keyPubkey": senderHex})
+		return s.appendAudit(tx, p.MeshID, AuditTopicKeyClaimed, p.MemberID, ta.Topic.ID, map[string]any{"keyPubkey": senderHex, "keyEpoch": epoch})
 	})
 	if err != nil {
 		return nil, err
@@ -137,8 +149,9 @@ type PendingSeal struct {
 	Pubkey      string
 }
 
-// PendingSeals pages, by member id, the live topic members with no seal
-// for their current pubkey. Unkeyed topics have nothing to seal.
+// PendingSeals pages, by member id, the live topic members with no seal of
+// the current key epoch for their current pubkey. Unkeyed topics have
+// nothing to seal; removed members are not topic members, so never listed.
 func (s *Store) PendingSeals(ctx context.Context, p *Principal, topic string, pr PageRequest) (Page[PendingSeal], error) {
 	if !p.Can(CapRead) {
 		return Page[PendingSeal]{}, E(KindForbidden, "capability_required", "this needs the \"read\" capability")
@@ -159,7 +172,8 @@ func (s *Store) PendingSeals(ctx context.Context, p *Principal, topic string, pr
 		Select("m.id AS member_id, m.display_name, m.peer_pubkey AS pubkey").
 		Joins("JOIN members m ON m.id = tm.member_id").
 		Where("tm.topic_id = ? AND m.revoked_at IS NULL", ta.Topic.ID).
-		Where("NOT EXISTS (SELECT 1 FROM topic_member_keys k WHERE k.topic_id = tm.topic_id AND k.member_id = m.id AND k.sealed_for_pubkey = m.peer_pubkey)")
+		Where("NOT EXISTS (SELECT 1 FROM topic_member_keys k WHERE k.topic_id = tm.topic_id AND k.member_id = m.id AND k.epoch = ? AND k.sealed_for_pubkey = m.peer_pubkey)",
+			ta.Topic.KeyEpoch)
 	if after != "" {
 		q = q.Where("m.id > ?", after)
 	}
@@ -190,11 +204,11 @@ func (s *Store) Seal(ctx context.Context, p *Principal, topic, recipientID strin
 		if err != nil {
 			return err
 		}
-		if !ta.Topic.Keyed() {
-			return E(KindConflict, "topic_not_keyed", "#%s has no key yet; claim it first", ta.Topic.Name)
+		if !ta.Topic.KeyClaimed() {
+			return E(KindConflict, "topic_not_keyed", "#%s has no key for epoch %d yet; claim it first", ta.Topic.Name, ta.Topic.KeyEpoch)
 		}
 		var held int64
-		if err := tx.Model(&TopicMemberKey{}).Where("topic_id = ? AND member_id = ? AND sealed_for_pubkey = ?", ta.Topic.ID, p.MemberID, p.Pubkey).
+		if err := tx.Model(&TopicMemberKey{}).Where("topic_id = ? AND member_id = ? AND epoch = ? AND sealed_for_pubkey = ?", ta.Topic.ID, p.MemberID, ta.Topic.KeyEpoch, p.Pubkey).
 			Count(&held).Error; err != nil {
 			return fmt.Errorf("check sealer: %w", err)
 		}
@@ -212,7 +226,7 @@ func (s *Store) Seal(ctx context.Context, p *Principal, topic, recipientID strin
 		if rcpt.PeerPubkey == "" {
 			return Invalid(FieldError{"memberId", "is not a live member of this topic"})
 		}
-		out = TopicMemberKey{ID: NewID(), TopicID: ta.Topic.ID, MemberID: recipientID, EncryptedKey: in.EncryptedKey, Nonce: in.Nonce,
+		out = TopicMemberKey{ID: NewID(), TopicID: ta.Topic.ID, MemberID: recipientID, Epoch: ta.Topic.KeyEpoch, EncryptedKey: in.EncryptedKey, Nonce: in.Nonce,
 			SealedForPubkey: rcpt.PeerPubkey, SealedByMemberID: p.MemberID, CreatedAt: s.nowUTC()}
 		if err := tx.Create(&out).Error; err != nil {
 			if isUniqueViolation(err) {
@@ -220,7 +234,7 @@ func (s *Store) Seal(ctx context.Context, p *Principal, topic, recipientID strin
 			}
 			return fmt.Errorf("insert seal: %w", err)
 		}
-		return s.appendAudit(tx, p.MeshID, AuditTopicSealed, p.MemberID, recipientID, map[string]any{"topicId": ta.Topic.ID})
+		return s.appendAudit(tx, p.MeshID, AuditTopicSealed, p.MemberID, recipientID, map[string]any{"topicId": ta.Topic.ID, "keyEpoch": ta.Topic.KeyEpoch})
 	})
 	if err != nil {
 		return nil, err
@@ -272,4 +286,79 @@ func (s *Store) SetPeerPubkey(ctx context.Context, p *Principal, memberID, pubke
 		return nil, err
 	}
 	return &m, nil
+}
+
+// Reasons a topic key epoch ends (audit metadata).
+const (
+	RotateMemberRemoved = "member_removed"
+	RotateMemberRevoked = "member_revoked"
+	RotateMemberLeft    = "member_left"
+	RotateExplicit      = "explicit"
+)
+
+// rotateTopicKey starts the next key epoch of a keyed topic whose current
+// epoch has been claimed: the epoch goes up by one and its key is unclaimed
+// until a remaining member claims it (claim-key) and seals it for the
+// others. Old seals stay, so members keep opening the history they could
+// open before. A topic that was never keyed, or whose current epoch nobody
+// holds yet, needs no new epoch; it reports its epoch unchanged.
+func (s *Store) rotateTopicKey(tx *gorm.DB, meshID, actorID, topicID, reason string) (int, error) {
+	res := tx.Exec("UPDATE topics SET key_epoch = key_epoch + 1, encrypted_key_pubkey = NULL WHERE id = ? AND key_epoch > 0 AND encrypted_key_pubkey IS NOT NULL", topicID)
+	if res.Error != nil {
+		return 0, fmt.Errorf("rotate topic key: %w", res.Error)
+	}
+	var epoch int
+	if err := tx.Raw("SELECT key_epoch FROM topics WHERE id = ?", topicID).Scan(&epoch).Error; err != nil {
+		return 0, fmt.Errorf("read key epoch: %w", err)
+	}
+	if res.RowsAffected == 0 {
+		return epoch, nil
+	}
+	return epoch, s.appendAudit(tx, meshID, AuditTopicKeyRotated, actorID, topicID, map[string]any{"keyEpoch": epoch, "reason": reason})
+}
+
+// rotateKeysOf starts a new key epoch in every keyed topic the member
+// belongs to (revocation and leaving: the member holds those keys).
+func (s *Store) rotateKeysOf(tx *gorm.DB, meshID, actorID, memberID, reason string) error {
+	var ids []string
+	if err := tx.Raw(`SELECT t.id FROM topics t JOIN topic_members tm ON tm.topic_id = t.id
+		WHERE tm.member_id = ? AND t.mesh_id = ? AND t.key_epoch > 0 AND t.encrypted_key_pubkey IS NOT NULL ORDER BY t.id`, memberID, meshID).
+		Scan(&ids).Error; err != nil {
+		return fmt.Errorf("keyed topics of member: %w", err)
+	}
+	for _, id := range ids {
+		if _, err := s.rotateTopicKey(tx, meshID, actorID, id, reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RotateTopicKey is the explicit rotation (a mesh admin or the topic's
+// lead): it starts a new key epoch and returns the topic.
+func (s *Store) RotateTopicKey(ctx context.Context, p *Principal, topic string) (*Topic, error) {
+	var out Topic
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		ta, err := s.topicFor(tx, p, topic)
+		if err != nil {
+			return err
+		}
+		if !p.Can(CapAdmin) && (ta.Membership == nil || ta.Membership.Role != TopicRoleLead) {
+			return E(KindForbidden, "lead_required", "only a topic lead or a mesh admin may rotate a topic key")
+		}
+		switch {
+		case ta.Topic.ArchivedAt != nil:
+			return E(KindConflict, "topic_archived", "#%s is archived", ta.Topic.Name)
+		case !ta.Topic.Keyed():
+			return E(KindConflict, "topic_not_keyed", "#%s has no key to rotate", ta.Topic.Name)
+		}
+		if _, err := s.rotateTopicKey(tx, p.MeshID, p.MemberID, ta.Topic.ID, RotateExplicit); err != nil {
+			return err
+		}
+		return tx.Where("id = ?", ta.Topic.ID).Take(&out).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

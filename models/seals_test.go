@@ -82,7 +82,7 @@ func TestSealingLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		// bob can open his copy.
-		k, _, err := s.MyTopicKey(ctx, bob.P, "general")
+		k, _, err := s.MyTopicKey(ctx, bob.P, "general", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +112,7 @@ func TestSealingLifecycle(t *testing.T) {
 		if !slices.Contains(pendingIDs(t, s, alice.P, "general"), bob.P.MemberID) {
 			t.Error("after a pubkey change bob is not pending (upstream never re-sealed)")
 		}
-		if _, _, err := s.MyTopicKey(ctx, bob.P, "general"); !isCode(err, "seal_not_found") {
+		if _, _, err := s.MyTopicKey(ctx, bob.P, "general", 0); !isCode(err, "seal_not_found") {
 			t.Errorf("stale seal still served: %v", err)
 		}
 		if _, err := s.Seal(ctx, alice.P, "general", bob.P.MemberID, sealFor(t, key, alice, bob)); err != nil {

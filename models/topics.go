@@ -32,14 +32,19 @@ type Topic struct {
 	Name               string
 	Description        string
 	Visibility         string
-	EncryptedKeyPubkey *string
+	EncryptedKeyPubkey *string // the claimer's x25519 key of the current epoch; nil while unclaimed
+	KeyEpoch           int     // 0 = never keyed; see RotateTopicKey
 	CreatedByMemberID  *string
 	CreatedAt          time.Time
 	ArchivedAt         *time.Time
 }
 
-// Keyed reports whether the topic has a key (v2 bodies only from then on).
-func (t *Topic) Keyed() bool { return t.EncryptedKeyPubkey != nil }
+// Keyed reports whether the topic was ever keyed (v2 bodies only from then
+// on, even while a rotated epoch waits for its claimer).
+func (t *Topic) Keyed() bool { return t.KeyEpoch > 0 }
+
+// KeyClaimed reports whether the current epoch's key has been claimed.
+func (t *Topic) KeyClaimed() bool { return t.EncryptedKeyPubkey != nil }
 
 // TopicMember subscribes a member to a topic.
 type TopicMember struct {
@@ -114,6 +119,19 @@ func (s *Store) topicFor(db *gorm.DB, p *Principal, name string) (*TopicAccess, 
 		return nil, fmt.Errorf("find topic membership: %w", err)
 	}
 	return &TopicAccess{Topic: t, Membership: &tm}, nil
+}
+
+// StreamTopicFor is TopicFor for a stream that follows the topic: an
+// archived topic ends it with the fixed code topic_archived.
+func (s *Store) StreamTopicFor(ctx context.Context, p *Principal, name string) (*TopicAccess, error) {
+	ta, err := s.TopicFor(ctx, p, name)
+	if err != nil {
+		return nil, err
+	}
+	if ta.Topic.ArchivedAt != nil {
+		return nil, E(KindConflict, "topic_archived", "#%s was archived", ta.Topic.Name)
+	}
+	return ta, nil
 }
 
 // TopicFor is topicFor outside a transaction.
@@ -397,7 +415,12 @@ func (s *Store) RemoveTopicMember(ctx context.Context, p *Principal, name, membe
 		if err := tx.Where("topic_id = ? AND member_id = ?", ta.Topic.ID, memberID).Delete(&TopicMemberKey{}).Error; err != nil {
 			return fmt.Errorf("drop removed member's seals: %w", err)
 		}
-		return s.appendAudit(tx, p.MeshID, AuditTopicMemberRemoved, p.MemberID, memberID, map[string]any{"topicId": ta.Topic.ID})
+		if err := s.appendAudit(tx, p.MeshID, AuditTopicMemberRemoved, p.MemberID, memberID, map[string]any{"topicId": ta.Topic.ID}); err != nil {
+			return err
+		}
+		// The removed member holds the current key: later messages need a new one.
+		_, err = s.rotateTopicKey(tx, p.MeshID, p.MemberID, ta.Topic.ID, RotateMemberRemoved)
+		return err
 	})
 }
 

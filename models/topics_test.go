@@ -30,7 +30,7 @@ func TestPrivateTopicIsInvisibleToNonMembers(t *testing.T) {
 			_, checks["join"] = s.JoinTopic(ctx, eve.P, name)
 			_, checks["members"] = s.ListTopicMembers(ctx, eve.P, name, models.PageRequest{})
 			_, checks["pending"] = s.PendingSeals(ctx, eve.P, name, models.PageRequest{})
-			_, _, checks["key"] = s.MyTopicKey(ctx, eve.P, name)
+			_, _, checks["key"] = s.MyTopicKey(ctx, eve.P, name, 0)
 			_, checks["read"] = s.MarkRead(ctx, eve.P, name, 1)
 			for what, err := range checks {
 				if !isCode(err, "topic_not_found") {

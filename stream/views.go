@@ -20,6 +20,7 @@ type MessageView struct {
 	Ciphertext        string    `json:"ciphertext"`
 	Nonce             string    `json:"nonce"`
 	BodyVersion       int       `json:"bodyVersion"`
+	KeyEpoch          int       `json:"keyEpoch"`
 	Priority          string    `json:"priority"`
 	ReplyToID         *string   `json:"replyToId"`
 	ClientMessageID   *string   `json:"clientMessageId"`
@@ -30,7 +31,7 @@ type MessageView struct {
 func ViewMessage(m *models.MessageRow) MessageView {
 	return MessageView{ID: m.ID, MeshID: m.MeshID, TopicID: m.TopicID, Topic: m.TopicName, Seq: m.Seq, SenderMemberID: m.SenderMemberID,
 		SenderPubkey: m.SenderPubkey, SenderDisplayName: m.SenderDisplayName, Ciphertext: m.Ciphertext, Nonce: m.Nonce,
-		BodyVersion: m.BodyVersion, Priority: m.Priority, ReplyToID: m.ReplyToID, ClientMessageID: m.ClientMessageID, CreatedAt: m.CreatedAt.UTC()}
+		BodyVersion: m.BodyVersion, KeyEpoch: m.KeyEpoch, Priority: m.Priority, ReplyToID: m.ReplyToID, ClientMessageID: m.ClientMessageID, CreatedAt: m.CreatedAt.UTC()}
 }
 
 // NotificationView is a notification as REST and streams render it.
@@ -44,6 +45,7 @@ type NotificationView struct {
 	SenderMemberID    string     `json:"senderMemberId"`
 	SenderDisplayName string     `json:"senderDisplayName"`
 	BodyVersion       int        `json:"bodyVersion"`
+	KeyEpoch          int        `json:"keyEpoch"`
 	Ciphertext        string     `json:"ciphertext"`
 	Nonce             string     `json:"nonce"`
 	CreatedAt         time.Time  `json:"createdAt"`
@@ -53,7 +55,7 @@ type NotificationView struct {
 // ViewNotification renders a notification.
 func ViewNotification(n *models.NotificationRow) NotificationView {
 	return NotificationView{ID: n.ID, Kind: n.Kind, TopicID: n.TopicID, Topic: n.TopicName, MessageID: n.MessageID, Seq: n.Seq,
-		SenderMemberID: n.SenderMemberID, SenderDisplayName: n.SenderDisplayName, BodyVersion: n.BodyVersion,
+		SenderMemberID: n.SenderMemberID, SenderDisplayName: n.SenderDisplayName, BodyVersion: n.BodyVersion, KeyEpoch: n.KeyEpoch,
 		Ciphertext: n.Ciphertext, Nonce: n.Nonce, CreatedAt: n.CreatedAt.UTC(), ReadAt: utcPtr(n.ReadAt)}
 }
 

@@ -34,7 +34,7 @@ func (c *conn) sendTopic(ctx context.Context, f *clientFrame) {
 		return
 	}
 	posted, err := c.s.store.PostMessage(ctx, c.p, models.PostInput{Topic: f.To, Ciphertext: f.Ciphertext, Nonce: f.Nonce,
-		BodyVersion: f.BodyVersion, Priority: f.Priority, Mentions: f.Mentions, ReplyToID: f.ReplyToID, ClientMessageID: f.ClientMessageID})
+		BodyVersion: f.BodyVersion, KeyEpoch: f.KeyEpoch, Priority: f.Priority, Mentions: f.Mentions, ReplyToID: f.ReplyToID, ClientMessageID: f.ClientMessageID})
 	if err != nil {
 		c.storeError(ctx, f.Ref, err)
 		return

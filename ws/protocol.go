@@ -134,6 +134,7 @@ type clientFrame struct {
 	Ciphertext      string        `json:"ciphertext,omitempty"`
 	ClientMessageID string        `json:"clientMessageId,omitempty"`
 	BodyVersion     int           `json:"bodyVersion,omitempty"`
+	KeyEpoch        int           `json:"keyEpoch,omitempty"`
 	Mentions        []string      `json:"mentions,omitempty"`
 	ReplyToID       string        `json:"replyToId,omitempty"`
 	Envelopes       []EnvelopeOut `json:"envelopes,omitempty"`

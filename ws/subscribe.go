@@ -72,7 +72,7 @@ func (c *conn) resolveTopics(ctx context.Context, names []string) ([]models.Topi
 	}
 	var out []models.Topic
 	for _, n := range names {
-		ta, err := c.s.store.TopicFor(ctx, c.p, n)
+		ta, err := c.s.store.StreamTopicFor(ctx, c.p, n)
 		if err != nil {
 			return nil, err
 		}
