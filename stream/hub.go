@@ -81,6 +81,15 @@ type meshState struct {
 	// deliver serialises delivery for the mesh so events leave in seq order.
 	deliver sync.Mutex
 	lastSeq int64 // highest message seq delivered; 0 = not known yet
+	// While a gap is being filled from the database (on its own goroutine,
+	// never the publisher's), later commits of the mesh wait here in order.
+	filling bool
+	pending []pendingCommit
+}
+
+type pendingCommit struct {
+	c  models.Committed
+	at time.Time
 }
 
 // NewHub builds a hub over the store.
@@ -175,7 +184,10 @@ func (h *Hub) OnCommit(c models.Committed) {
 // Deliver fans a commit out to this node's subscribers of its mesh, after
 // filling any hole between the last delivered seq and the commit's first.
 // Messages at or below the delivered seq are duplicates (our own commit
-// echoed back, or already fetched) and are dropped.
+// echoed back, or already fetched) and are dropped. Deliver never reads the
+// database itself: a hole is filled on a goroutine of its own while the
+// mesh's later commits queue behind it, so neither the committer nor the
+// NATS callback (which serves every mesh) waits for a query.
 func (h *Hub) Deliver(c models.Committed) {
 	at := time.Now()
 	sh := h.shard(c.MeshID)
@@ -187,19 +199,22 @@ func (h *Hub) Deliver(c models.Committed) {
 	}
 	ms.deliver.Lock()
 	defer ms.deliver.Unlock()
-	var events []*Event
-	first := c.Messages[0].Seq
-	if ms.lastSeq > 0 && first > ms.lastSeq+1 {
-		missing, err := h.fill(c.MeshID, ms.lastSeq, first-1)
-		if err != nil {
-			h.log.Warn("stream gap fill failed; cutting subscribers so they resume", slog.String("mesh", c.MeshID), slog.String("error", err.Error()))
-			h.failMesh(c.MeshID, ErrGap)
-			return
-		}
-		for i := range missing {
-			events = append(events, MessageEvent(&missing[i], at))
-		}
+	h.deliverLocked(sh, ms, c, at)
+}
+
+// deliverLocked delivers c, or queues it behind a gap fill. ms.deliver is held.
+func (h *Hub) deliverLocked(sh *hubShard, ms *meshState, c models.Committed, at time.Time) {
+	if ms.filling {
+		ms.pending = append(ms.pending, pendingCommit{c, at})
+		return
 	}
+	if first := c.Messages[0].Seq; ms.lastSeq > 0 && first > ms.lastSeq+1 {
+		ms.filling = true
+		ms.pending = append(ms.pending[:0], pendingCommit{c, at})
+		go h.fillGap(sh, ms, c.MeshID, ms.lastSeq, first-1)
+		return
+	}
+	var events []*Event
 	for i := range c.Messages {
 		if c.Messages[i].Seq > ms.lastSeq || ms.lastSeq == 0 {
 			events = append(events, MessageEvent(&c.Messages[i], at))
@@ -215,6 +230,40 @@ func (h *Hub) Deliver(c models.Committed) {
 	}
 	ms.lastSeq = max(ms.lastSeq, c.Messages[len(c.Messages)-1].Seq)
 	h.fanout(sh, c.MeshID, events)
+}
+
+// fillGap reads (after, upTo] from the database without holding the mesh's
+// delivery lock, delivers it, then the commits that queued meanwhile. When
+// the read fails the mesh's subscribers are cut so they resume from the
+// database, which holds everything that was queued.
+func (h *Hub) fillGap(sh *hubShard, ms *meshState, meshID string, after, upTo int64) {
+	at := time.Now()
+	rows, err := h.fill(meshID, after, upTo)
+	ms.deliver.Lock()
+	defer ms.deliver.Unlock()
+	pending := ms.pending
+	ms.pending, ms.filling = nil, false
+	if err != nil {
+		h.log.Warn("stream gap fill failed; cutting subscribers so they resume", slog.String("mesh", meshID), slog.String("error", err.Error()))
+		h.failMesh(meshID, ErrGap)
+		for _, p := range pending {
+			ms.lastSeq = max(ms.lastSeq, p.c.Messages[len(p.c.Messages)-1].Seq)
+		}
+		return
+	}
+	var events []*Event
+	for i := range rows {
+		if rows[i].Seq > ms.lastSeq {
+			events = append(events, MessageEvent(&rows[i], at))
+		}
+	}
+	ms.lastSeq = max(ms.lastSeq, upTo)
+	if len(events) > 0 {
+		h.fanout(sh, meshID, events)
+	}
+	for _, p := range pending {
+		h.deliverLocked(sh, ms, p.c, p.at)
+	}
 }
 
 // fill reads (after, upTo] from the database.
