@@ -41,7 +41,9 @@ func (g *gateStore) MeshMessagesBetween(ctx context.Context, meshID string, afte
 	return out, nil
 }
 
-func (g *gateStore) MeshLastSeqs(context.Context, []string) (map[string]int64, error) { return nil, nil }
+func (g *gateStore) MeshLastSeqs(context.Context, []string) (map[string]int64, error) {
+	return nil, nil
+}
 
 func (g *gateStore) commit(meshID string, seqs ...int64) models.Committed {
 	g.mu.Lock()
