@@ -7,6 +7,7 @@ package stream
 import (
 	"encoding/json"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/claudemesh/claudemesh-go/models"
@@ -30,6 +31,27 @@ type Event struct {
 	Data      []byte // the JSON payload
 	SSE       []byte // the complete SSE frame
 	At        time.Time
+
+	wsOnce sync.Once
+	ws     []byte // the /ws frame, built on first use (WS())
+}
+
+// WS is the event as a /ws frame, {"type":<kind>,"data":<data>}: built once,
+// by the first WebSocket subscriber that writes it, and shared by the rest
+// (SSE-only events never pay for it).
+func (e *Event) WS() []byte {
+	e.wsOnce.Do(func() { e.ws = WSFrame(e.Kind, e.Data) })
+	return e.ws
+}
+
+// WSFrame renders {"type":typ,"data":payload}; payload is JSON already.
+func WSFrame(typ string, payload []byte) []byte {
+	b := make([]byte, 0, len(payload)+len(typ)+20)
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","data":`...)
+	b = append(b, payload...)
+	return append(b, '}')
 }
 
 // frame renders one SSE event. The payloads are single-line JSON, so one

@@ -370,18 +370,18 @@ func (c *conn) flushEvents(ctx context.Context) error {
 		var b []byte
 		switch e.Kind {
 		case stream.KindPresence:
-			b = wrap(TypePresence, e.Data)
+			b = e.WS()
 		case stream.KindMessage:
 			if !c.subst.active || e.Seq <= c.subst.lastSent {
 				continue // replayed already, or at or before the baseline
 			}
 			c.subst.lastSent = e.Seq
-			b = wrap(TypeMessage, e.Data)
+			b = e.WS()
 		case stream.KindNotification:
 			if !c.subst.active {
 				continue
 			}
-			b = wrap(TypeNotification, e.Data)
+			b = e.WS()
 		default:
 			continue
 		}

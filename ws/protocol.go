@@ -245,18 +245,6 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// wrap renders {"type":<typ>,"data":<payload>} around an already encoded
-// hub payload: the bytes encoded once for SSE are written to every peer as
-// they are, so a frame's data equals the SSE event's data line.
-func wrap(typ string, payload []byte) []byte {
-	b := make([]byte, 0, len(payload)+len(typ)+20)
-	b = append(b, `{"type":"`...)
-	b = append(b, typ...)
-	b = append(b, `","data":`...)
-	b = append(b, payload...)
-	return append(b, '}')
-}
-
 // closeReason renders "<code>: <detail>" within the 123 bytes a close frame allows.
 func closeReason(code, detail string) string {
 	r := code

@@ -153,7 +153,7 @@ func (c *conn) replay(ctx context.Context) error {
 			return fmt.Errorf("replay after %d: %w", c.subst.lastSent, err)
 		}
 		for i := range rows {
-			if err := c.write(ctx, wrap(TypeMessage, stream.MessageEvent(&rows[i], time.Time{}).Data)); err != nil {
+			if err := c.write(ctx, stream.MessageEvent(&rows[i], time.Time{}).WS()); err != nil {
 				return err
 			}
 			c.subst.lastSent = rows[i].Seq
