@@ -71,16 +71,22 @@ func (h *Handler) MeshStream(c echo.Context) error {
 	if err != nil {
 		return models.E(models.KindBadRequest, "invalid_query", "%s", err.Error())
 	}
-	explicit := c.QueryParam("topics")
+	var names []string
+	for _, name := range strings.Split(c.QueryParam("topics"), ",") {
+		if name = strings.TrimSpace(name); name != "" && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	// The cap is checked before any topic is looked up.
+	if stream.TooManyTopics(len(names)) {
+		return models.E(models.KindBadRequest, "invalid_query", "at most %d topics per stream", stream.MaxFeedTopics)
+	}
 	resolve := func(ctx context.Context) ([]models.Topic, error) {
-		if explicit == "" {
+		if names == nil {
 			return h.Store.VisibleTopics(ctx, p)
 		}
 		var out []models.Topic
-		for _, name := range strings.Split(explicit, ",") {
-			if name = strings.TrimSpace(name); name == "" {
-				continue
-			}
+		for _, name := range names {
 			ta, err := h.Store.StreamTopicFor(ctx, p, name)
 			if err != nil {
 				return nil, err
@@ -88,9 +94,6 @@ func (h *Handler) MeshStream(c echo.Context) error {
 			if !slices.ContainsFunc(out, func(t models.Topic) bool { return t.ID == ta.Topic.ID }) {
 				out = append(out, ta.Topic)
 			}
-		}
-		if len(out) > 256 {
-			return nil, models.E(models.KindBadRequest, "invalid_query", "at most 256 topics per stream")
 		}
 		return out, nil
 	}
@@ -114,7 +117,7 @@ func (h *Handler) MeshStream(c echo.Context) error {
 			}
 		}
 	}
-	var sub *stream.Subscription
+	var feed *stream.Feed
 	revalidate := func(ctx context.Context) error {
 		if err := h.Store.StillValid(ctx, p); err != nil {
 			return err
@@ -123,40 +126,33 @@ func (h *Handler) MeshStream(c echo.Context) error {
 		if err != nil {
 			return accessLost(err) // an explicitly named topic became invisible
 		}
-		sub.SetFilter(filter(now))
+		feed.Retarget(filter(now), topicIDs(now))
 		return nil
 	}
-	return h.serveStream(c, p, since, topics, filter(topics), revalidate, func(s *stream.Subscription) { sub = s })
+	return h.serveStream(c, p, since, topics, filter(topics), revalidate, func(f *stream.Feed) { feed = f })
 }
 
 // serveStream subscribes, anchors the live feed to the database, and runs
 // the SSE writer with replay limited to the given topics.
 func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, topics []models.Topic,
-	wants func(*stream.Event) bool, revalidate func(context.Context) error, got func(*stream.Subscription)) error {
+	wants func(*stream.Event) bool, revalidate func(context.Context) error, got func(*stream.Feed)) error {
 	ctx := c.Request().Context()
-	sub := h.Hub.Subscribe(p.MeshID, wants)
-	if got != nil {
-		got(sub)
+	ids, names := topicIDs(topics), make([]string, len(topics))
+	for i, t := range topics {
+		names[i] = t.Name
 	}
-	last, err := h.Store.MeshLastSeqs(ctx, []string{p.MeshID})
+	sub := h.Hub.Subscribe(p.MeshID, wants)
+	feed, start, err := h.Hub.StartFeed(ctx, h.Store, sub, wants, ids, since)
 	if err != nil {
 		sub.Close()
 		return err
 	}
-	baseline := last[p.MeshID]
-	h.Hub.Anchor(p.MeshID, baseline)
-	since, clamped := stream.ClampResume(since, baseline)
-	ids := make([]string, len(topics))
-	names := make([]string, len(topics))
-	for i, t := range topics {
-		ids[i], names[i] = t.ID, t.Name
+	if got != nil {
+		got(feed)
 	}
 	sse := &stream.SSE{
-		Sub: sub, Since: since, Baseline: baseline, Revalidate: revalidate,
-		Replay: func(ctx context.Context, after int64, limit int) ([]models.MessageRow, error) {
-			return h.Store.MessagesAfter(ctx, p.MeshID, ids, after, limit)
-		},
-		Ready:            streamReady{Topics: names, LastSeq: baseline, Resumed: since >= 0, Clamped: clamped},
+		Feed: feed, Resume: start.Resumed, Revalidate: revalidate,
+		Ready:            streamReady{Topics: names, LastSeq: start.LastSeq, Resumed: start.Resumed, Clamped: start.Clamped},
 		Heartbeat:        h.StreamHeartbeat,
 		RevalidateEvery:  h.StreamRevalidate,
 		UnavailableGrace: h.StreamUnavailableGrace,
@@ -179,6 +175,14 @@ func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, 
 		ended(err)
 	}
 	return nil // the response is committed; nothing more to render
+}
+
+func topicIDs(topics []models.Topic) []string {
+	ids := make([]string, len(topics))
+	for i, t := range topics {
+		ids[i] = t.ID
+	}
+	return ids
 }
 
 // accessLost turns "this topic is no longer visible to you" during a

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/claudemesh/claudemesh-go/models"
 )
 
 // SSE timing defaults.
@@ -24,20 +22,13 @@ const (
 	writeTimeout            = 10 * time.Second
 )
 
-// SSE is one Server-Sent Events response.
+// SSE is one Server-Sent Events response: a thin writer over a Feed.
 type SSE struct {
-	// Sub is the live subscription, made before Replay is first called so
-	// nothing committed meanwhile is missed.
-	Sub *Subscription
-	// Since is the seq to resume after (Last-Event-ID or ?since=); negative
-	// means "start live, no replay".
-	Since int64
-	// Baseline is the mesh's last_seq read after subscribing; live events at
-	// or below it are skipped when not resuming.
-	Baseline int64
-	// Replay returns the caller's visible messages with seq above after, in
-	// seq order, at most limit.
-	Replay func(ctx context.Context, after int64, limit int) ([]models.MessageRow, error)
+	// Feed is the started feed; Serve owns its subscription and closes it.
+	Feed *Feed
+	// Resume replays the database after the feed's position before going
+	// live (a Last-Event-ID or ?since= was given).
+	Resume bool
 	// Revalidate is called every RevalidateEvery. A refusal (revoked key or
 	// member, lost topic access, archive) ends the stream at once; a check
 	// that could not be made (database unreachable) is retried at the same
@@ -61,7 +52,7 @@ type SSE struct {
 func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter, done func(error)) error {
 	write, closeConn, hijacked, err := open(w)
 	if err != nil {
-		o.Sub.Close()
+		o.Feed.Sub().Close()
 		return err
 	}
 	if !hijacked {
@@ -84,43 +75,36 @@ func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter, done func(error)
 }
 
 // run writes the stream until the client leaves, the subscription ends or
-// revalidation fails. Resume is exact: replay from the database after
-// Since, then live events, skipping any seq already written.
+// revalidation fails. Resume is exact: the feed replays the database after
+// the resume point, then live events, skipping any seq already written.
 func (o *SSE) run(ctx context.Context, write func([]byte) error) error {
-	defer o.Sub.Close()
-	m := o.Sub.hub.metrics
+	sub := o.Feed.Sub()
+	defer sub.Close()
+	m := sub.hub.metrics
 	m.connections.Inc()
 	defer m.connections.Dec()
 
-	lastSent := o.Baseline
 	hello := fmt.Appendf(nil, "retry: %d\n\n", retryMillis)
 	hello = append(hello, frame(0, "ready", mustJSON(o.Ready))...)
 	if err := write(hello); err != nil {
 		return err
 	}
-	if o.Since >= 0 {
-		lastSent = o.Since
-		for {
-			rows, err := o.Replay(ctx, lastSent, replayPage)
-			if err != nil {
+	writeEvents := func(events []*Event) error {
+		var buf []byte
+		for _, e := range events {
+			buf = append(buf, e.SSE...)
+		}
+		if err := write(buf); err != nil {
+			return writeErr{err}
+		}
+		return nil
+	}
+	if o.Resume {
+		if err := o.Feed.Replay(ctx, writeEvents); err != nil {
+			if !isWriteErr(err) {
 				end(write, err)
-				return fmt.Errorf("replay after %d: %w", lastSent, err)
 			}
-			var buf []byte
-			for i := range rows {
-				e := MessageEvent(&rows[i], time.Time{})
-				buf = append(buf, e.SSE...)
-				lastSent = rows[i].Seq
-			}
-			if len(buf) > 0 {
-				if err := write(buf); err != nil {
-					return err
-				}
-				m.sent.Add(float64(len(rows)))
-			}
-			if len(rows) < replayPage {
-				break
-			}
+			return err
 		}
 	}
 	hb := time.NewTicker(orDefault(o.Heartbeat, DefaultHeartbeat))
@@ -135,10 +119,10 @@ func (o *SSE) run(ctx context.Context, write func([]byte) error) error {
 		case <-o.Stop:
 			_ = write(endFrame(EndServerShutdown, true))
 			return nil
-		case <-o.Sub.Done():
+		case <-sub.Done():
 			// Cut off as too slow (its socket is backed up: no end event is
 			// attempted) or after an unfillable gap (told to resume).
-			err := o.Sub.Err()
+			err := sub.Err()
 			if !errors.Is(err, ErrSlowConsumer) && !errors.Is(err, errClosed) {
 				end(write, err)
 			}
@@ -163,38 +147,33 @@ func (o *SSE) run(ctx context.Context, write func([]byte) error) error {
 			}
 			end(write, err)
 			return err
-		case <-o.Sub.Ready():
-			var (
-				buf   []byte
-				sent  int
-				times []time.Time
-			)
-			for _, e := range o.Sub.Take() {
-				if e.Kind == KindMessage {
-					if e.Seq <= lastSent {
-						continue // replayed already, or before the baseline
-					}
-					lastSent = e.Seq
-				}
-				buf = append(buf, e.SSE...)
-				sent++
-				times = append(times, e.At)
-			}
-			if sent == 0 {
+		case <-sub.Ready():
+			events := o.Feed.Live()
+			if len(events) == 0 {
 				continue
 			}
-			if err := write(buf); err != nil {
+			if err := writeEvents(events); err != nil {
 				return err
 			}
 			now := time.Now()
-			for _, t := range times {
-				if !t.IsZero() {
-					m.latency.Observe(now.Sub(t).Seconds())
+			for _, e := range events {
+				if !e.At.IsZero() {
+					m.latency.Observe(now.Sub(e.At).Seconds())
 				}
 			}
-			m.sent.Add(float64(sent))
+			m.sent.Add(float64(len(events)))
 		}
 	}
+}
+
+// writeErr marks a failed write to the client: no end event can follow it.
+type writeErr struct{ error }
+
+func (e writeErr) Unwrap() error { return e.error }
+
+func isWriteErr(err error) bool {
+	var we writeErr
+	return errors.As(err, &we)
 }
 
 // end writes the `end` event for err: a fixed reason code and whether to

@@ -363,29 +363,21 @@ func (c *conn) drain(ctx context.Context) error {
 	}
 }
 
-// flushEvents writes what the hub queued: presence always, messages and
-// notifications of subscribed topics, skipping seqs already written.
+// flushEvents writes what the hub queued: presence always, and while a
+// topic feed is active its messages (seqs already written skipped) and
+// notifications. Each frame's bytes are built once per event.
 func (c *conn) flushEvents(ctx context.Context) error {
-	for _, e := range c.sub.Take() {
-		var b []byte
-		switch e.Kind {
-		case stream.KindPresence:
-			b = e.WS()
-		case stream.KindMessage:
-			if !c.subst.active || e.Seq <= c.subst.lastSent {
-				continue // replayed already, or at or before the baseline
-			}
-			c.subst.lastSent = e.Seq
-			b = e.WS()
-		case stream.KindNotification:
-			if !c.subst.active {
-				continue
-			}
-			b = e.WS()
-		default:
-			continue
+	var events []*stream.Event
+	if c.subst.active {
+		events = c.subst.feed.Live()
+	} else {
+		events = c.sub.Take()
+	}
+	for _, e := range events {
+		if e.Kind != stream.KindPresence && !c.subst.active {
+			continue // queued before the feed stopped
 		}
-		if err := c.write(ctx, b); err != nil {
+		if err := c.write(ctx, e.WS()); err != nil {
 			return err
 		}
 	}

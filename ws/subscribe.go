@@ -11,18 +11,15 @@ import (
 	"github.com/claudemesh/claudemesh-go/stream"
 )
 
-// replayPage bounds one replay query.
-const replayPage = 500
-
-// subscription is the writer's topic feed: the same exact-resume contract
-// as SSE. The hub filter is set first, then the database is replayed after
-// since, then live events are written skipping every seq already written.
+// subscription is the writer's topic feed: a stream.Feed, the same
+// exact-resume state machine as SSE, over the connection's hub
+// subscription (which carries presence when no topic is followed).
 type subscription struct {
 	active   bool
 	ref      string         // the subscribe frame's ref, quoted when the feed ends
 	explicit []string       // names the client asked for; nil = every visible topic
 	topics   []models.Topic // what the filter lets through now
-	lastSent int64          // highest message seq written
+	feed     *stream.Feed
 	// failingSince starts an unbroken run of access checks that could not
 	// be made (database unreachable).
 	failingSince time.Time
@@ -33,8 +30,8 @@ func (c *conn) handleSubscribe(ctx context.Context, f *clientFrame) {
 		c.replyError(ctx, f.Ref, "validation_failed", "since must be a message seq (a non-negative integer)")
 		return
 	}
-	if len(f.Topics) > 256 {
-		c.replyError(ctx, f.Ref, "validation_failed", "at most 256 topics per subscription")
+	if stream.TooManyTopics(len(f.Topics)) { // before any topic is looked up
+		c.replyError(ctx, f.Ref, "validation_failed", fmt.Sprintf("at most %d topics per subscription", stream.MaxFeedTopics))
 		return
 	}
 	var explicit []string // nil (omitted or empty): every visible topic
@@ -104,34 +101,31 @@ func (c *conn) topicFilter(topics []models.Topic) func(*stream.Event) bool {
 	}
 }
 
-// startSubscription runs on the writer: filter, baseline, subscribed frame,
-// replay. A new subscribe replaces the previous one.
+// startSubscription runs on the writer: start the feed (filter, baseline,
+// anchor, clamp), the subscribed frame, replay. A new subscribe replaces the
+// previous one.
 func (c *conn) startSubscription(ctx context.Context, ref string, explicit []string, topics []models.Topic, since *int64) {
-	c.sub.SetFilter(c.topicFilter(topics))
-	last, err := c.s.store.MeshLastSeqs(ctx, []string{c.p.MeshID})
+	from := int64(-1)
+	if since != nil {
+		from = *since
+	}
+	feed, start, err := c.s.hub.StartFeed(ctx, c.s.store, c.sub, c.topicFilter(topics), topicIDs(topics), from)
 	if err != nil {
 		c.stopSubscription()
 		c.storeError(ctx, ref, err)
 		return
 	}
-	baseline := last[c.p.MeshID]
-	c.s.hub.Anchor(c.p.MeshID, baseline)
-	clamped := false
-	if since != nil {
-		v, cl := stream.ClampResume(*since, baseline)
-		since, clamped = &v, cl
-	}
-	c.subst = subscription{active: true, ref: ref, explicit: explicit, topics: topics, lastSent: baseline}
+	c.subst = subscription{active: true, ref: ref, explicit: explicit, topics: topics, feed: feed}
 	names := make([]string, len(topics))
 	for i, t := range topics {
 		names[i] = t.Name
 	}
-	if err := c.write(ctx, mustJSON(subscribedFrame{Type: TypeSubscribed, Ref: ref, Topics: names, LastSeq: baseline, Resumed: since != nil, Clamped: clamped})); err != nil {
+	if err := c.write(ctx, mustJSON(subscribedFrame{Type: TypeSubscribed, Ref: ref, Topics: names, LastSeq: start.LastSeq,
+		Resumed: start.Resumed, Clamped: start.Clamped})); err != nil {
 		return
 	}
-	if since != nil {
-		c.subst.lastSent = *since
-		if err := c.replay(ctx); err != nil {
+	if start.Resumed {
+		if err := feed.Replay(ctx, c.writeEvents(ctx)); err != nil {
 			c.endSubscription(ctx, err)
 			return
 		}
@@ -141,27 +135,24 @@ func (c *conn) startSubscription(ctx context.Context, ref string, explicit []str
 	c.reval = c.revT.C
 }
 
-// replay writes every subscribed message after lastSent from the database.
-func (c *conn) replay(ctx context.Context) error {
-	ids := make([]string, len(c.subst.topics))
-	for i, t := range c.subst.topics {
-		ids[i] = t.ID
-	}
-	for {
-		rows, err := c.s.store.MessagesAfter(ctx, c.p.MeshID, ids, c.subst.lastSent, replayPage)
-		if err != nil {
-			return fmt.Errorf("replay after %d: %w", c.subst.lastSent, err)
-		}
-		for i := range rows {
-			if err := c.write(ctx, stream.MessageEvent(&rows[i], time.Time{}).WS()); err != nil {
+// writeEvents writes events as /ws frames (each built once per event).
+func (c *conn) writeEvents(ctx context.Context) func([]*stream.Event) error {
+	return func(events []*stream.Event) error {
+		for _, e := range events {
+			if err := c.write(ctx, e.WS()); err != nil {
 				return err
 			}
-			c.subst.lastSent = rows[i].Seq
 		}
-		if len(rows) < replayPage {
-			return nil
-		}
+		return nil
 	}
+}
+
+func topicIDs(topics []models.Topic) []string {
+	ids := make([]string, len(topics))
+	for i, t := range topics {
+		ids[i] = t.ID
+	}
+	return ids
 }
 
 // resubscribe replaces a hub subscription the hub ended (this connection
@@ -169,20 +160,12 @@ func (c *conn) replay(ctx context.Context) error {
 // database, so the feed stays exact without dropping the connection.
 func (c *conn) resubscribe(ctx context.Context) error {
 	c.sub.Close()
-	filter := presenceOnly
-	if c.subst.active {
-		filter = c.topicFilter(c.subst.topics)
-	}
-	c.sub = c.s.hub.Subscribe(c.p.MeshID, filter)
 	if !c.subst.active {
+		c.sub = c.s.hub.Subscribe(c.p.MeshID, presenceOnly)
 		return nil
 	}
-	last, err := c.s.store.MeshLastSeqs(ctx, []string{c.p.MeshID})
-	if err != nil {
-		return err
-	}
-	c.s.hub.Anchor(c.p.MeshID, last[c.p.MeshID])
-	return c.replay(ctx)
+	c.sub = c.s.hub.Subscribe(c.p.MeshID, c.topicFilter(c.subst.topics))
+	return c.subst.feed.Resubscribe(ctx, c.sub, c.writeEvents(ctx))
 }
 
 // revalidate re-resolves the subscribed topics: joins and leaves change
@@ -214,7 +197,7 @@ func (c *conn) revalidate(ctx context.Context) {
 	}
 	c.subst.failingSince = time.Time{}
 	c.subst.topics = topics
-	c.sub.SetFilter(c.topicFilter(topics))
+	c.subst.feed.Retarget(c.topicFilter(topics), topicIDs(topics))
 }
 
 // endSubscription stops the feed and tells the client why, as a fixed
