@@ -26,6 +26,9 @@ type Config struct {
 	MaxMessageBytes int
 	LogLevel        slog.Level
 	CORSOrigins     []string
+	// PprofAddr, when set, serves Go's profiler on its own listener
+	// (PPROF_ADDR, e.g. 127.0.0.1:6060); empty: off.
+	PprofAddr string
 	// TrustedProxies are the networks whose X-Forwarded-For is believed
 	// (TRUSTED_PROXIES). Empty: the socket's peer address is the client.
 	TrustedProxies []*net.IPNet
@@ -173,6 +176,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			}
 			c.CORSOrigins = append(c.CORSOrigins, o)
 		}
+	}
+	if raw := strings.TrimSpace(getenv("PPROF_ADDR")); raw != "" {
+		if _, port, err := net.SplitHostPort(raw); err != nil || port == "" {
+			return Config{}, &ConfigError{"PPROF_ADDR", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:6060), got %q", raw)}
+		}
+		c.PprofAddr = raw
 	}
 	if raw := strings.TrimSpace(getenv("TRUSTED_PROXIES")); raw != "" {
 		nets, perr := parseProxies(raw)
