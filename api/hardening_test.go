@@ -432,6 +432,9 @@ func TestArrayLimitsOfTheContract(t *testing.T) {
 				}
 				for _, body := range bodies {
 					status, raw, _ := e.call(method, url, member, body)
+					if status == http.StatusForbidden && strings.Contains(string(raw), "user_token_required") {
+						status, raw, _ = e.call(method, url, s.AccessToken, body)
+					}
 					var p struct {
 						Errors []models.FieldError `json:"errors"`
 					}
@@ -441,7 +444,7 @@ func TestArrayLimitsOfTheContract(t *testing.T) {
 						named = named || fe.Field == l.path
 					}
 					if status != http.StatusUnprocessableEntity || !named {
-						t.Errorf("%s %s with %v = %d %s, want 422 naming %s", method, path, body, status, raw, l.path)
+						t.Errorf("%s %s breaking %s = %d %s, want 422 naming it", method, path, l.path, status, raw)
 					}
 					checked++
 				}
