@@ -168,7 +168,7 @@ async function meshesView() {
     },
   },
   h("h2", { text: "Join with an invite" }),
-  h("div.row", {}, h("input", { name: "invite", placeholder: "Invite link or inv_… token", "aria-label": "Invite", required: true, autocomplete: "off" }),
+  h("div.row", {}, h("input", { name: "invite", placeholder: "Invite link or token", "aria-label": "Invite", required: true, autocomplete: "off" }),
     h("button.btn", { type: "submit" }, "Join")));
   shell(null, h("section.page", {}, h("div.page-head", {}, h("h1", { text: "Your meshes" })), list, h("div.two", {}, createForm, joinForm)));
   mount(list, loading("Loading meshes"));
