@@ -51,6 +51,8 @@ async function signup(page, name, email) {
   await page.waitForSelector("text=Your meshes");
 }
 
+// Screenshots wait for passing toasts to go (they last 4 s).
+const noToasts = (page) => page.waitForFunction(() => !document.querySelector(".toast"), null, { timeout: 6000 });
 const bodies = (page) => page.locator("[data-testid=message-body]").allTextContents();
 async function waitBody(page, text, timeout = 20000) {
   await page.locator("[data-testid=message-body]", { hasText: text }).first().waitFor({ timeout });
@@ -126,7 +128,7 @@ try {
   await waitBody(ada.page, "watching the dashboards", 5000);
 
   step("notifications: grace was mentioned");
-  await grace.page.click("a.tab >> text=Notifications");
+  await grace.page.click("a.tab >> text=Inbox");
   await grace.page.waitForSelector("[data-testid=notifications] >> text=Deploy window opens");
 
   // ---- screenshots of the main views at both widths ----
@@ -136,17 +138,21 @@ try {
       await ada.page.setViewportSize({ width: w, height: hgt });
       await ada.page.goto(`${BASE}/#/`);
       await ada.page.waitForSelector("[data-testid=mesh-card]");
+      await noToasts(ada.page);
       await ada.page.screenshot({ path: join(SHOTS, `meshes-${w}.png`) });
       await ada.page.goto(`${BASE}/#/m/${meshId}/t/general`);
       await waitBody(ada.page, "watching the dashboards");
       await ada.page.waitForTimeout(300);
+      await noToasts(ada.page);
       await ada.page.screenshot({ path: join(SHOTS, `chat-${w}.png`) });
       await ada.page.click("a.tab >> text=Peers");
       await ada.page.waitForSelector("[data-testid=peers] >> text=build-bot");
+      await noToasts(ada.page);
       await ada.page.screenshot({ path: join(SHOTS, `peers-${w}.png`) });
       await ada.page.click("a.tab >> text=Invites");
       await ada.page.click("[data-testid=mint-invite]");
       await ada.page.waitForSelector("[data-testid=invite-link]");
+      await noToasts(ada.page);
       await ada.page.screenshot({ path: join(SHOTS, `invites-${w}.png`) });
     }
     await ada.page.setViewportSize({ width: 1280, height: 800 });

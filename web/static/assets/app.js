@@ -58,7 +58,7 @@ function shell(ctx, ...content) {
     : null;
   mount(app,
     h("header.topbar", {},
-      h("a.brand", { href: "#/" }, h("span.logo", { "aria-hidden": "true" }), "claudemesh"),
+      h("a.brand", { href: "#/", "aria-label": "claudemesh home" }, h("span.logo", { "aria-hidden": "true" }), h("span.brand-name", { text: "claudemesh" })),
       switcher,
       h("div.spacer"),
       h("span.who", { title: api.auth.user.email }, api.auth.user.name),

@@ -1,5 +1,5 @@
 // ui.js — a tiny DOM helper and the shared widgets (toasts, confirm dialog,
-// empty/loading/error states). No framework, no innerHTML with data.
+// empty/loading/error states). No framework; text goes in as text nodes.
 export function h(tag, attrs = {}, ...children) {
   const [name, ...classes] = tag.split(".");
   const el = document.createElement(name || "div");

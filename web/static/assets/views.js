@@ -8,7 +8,7 @@ const enc = encodeURIComponent;
 
 export function meshView(ctx, r, { shell, S, go }) {
   ctx.startLive();
-  const tabs = [["t", "Topics"], ["peers", "Peers"], ["members", "Members"], ["invites", "Invites"], ["inbox", "Notifications"]];
+  const tabs = [["t", "Topics"], ["peers", "Peers"], ["members", "Members"], ["invites", "Invites"], ["inbox", "Inbox"]];
   const banner = h("div.banner", { hidden: true, role: "status", "data-testid": "live-banner" });
   const liveDot = h("span.live-dot", { title: "live updates" });
   const inboxBadge = h("span.count", { hidden: true, "data-testid": "inbox-count" });
