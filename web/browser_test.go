@@ -101,6 +101,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			Who, Method, URL string
 		} `json:"requests"`
 	}
+	var peer *ws.Client
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -113,7 +114,12 @@ func TestDashboardInBrowser(t *testing.T) {
 		case line["step"] != nil:
 			t.Logf("step: %v", line["step"])
 		case line["need"] == "peer":
-			connectPeer(t, ctx, base, line["meshId"].(string), line["invite"].(string))
+			peer = connectPeer(t, ctx, base, line["meshId"].(string), line["invite"].(string))
+			_, _ = io.WriteString(stdin, "{}\n")
+		case line["need"] == "peer-status":
+			if _, err := peer.Call(ctx, map[string]any{"type": "set_status", "status": "idle", "summary": "waiting for review", "source": "manual"}); err != nil {
+				t.Fatal(err)
+			}
 			_, _ = io.WriteString(stdin, "{}\n")
 		case line["done"] == true:
 			if err := json.Unmarshal(sc.Bytes(), &result); err != nil {
@@ -275,7 +281,7 @@ func startBroker(t *testing.T) (string, *models.Store) {
 
 // connectPeer joins the mesh as a Claude Code peer, says hello over /ws and
 // reports a status, so the peers panel has a live session to show.
-func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string) {
+func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string) *ws.Client {
 	t.Helper()
 	id, err := meshcrypto.GenerateIdentity()
 	if err != nil {
@@ -305,6 +311,7 @@ func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string)
 	if _, err := c.Call(ctx, map[string]any{"type": "set_status", "status": "working", "summary": "running the test suite", "source": "manual"}); err != nil {
 		t.Fatal(err)
 	}
+	return c
 }
 
 // ensureChromium installs Debian's chromium when it is missing (as root,

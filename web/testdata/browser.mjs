@@ -131,6 +131,34 @@ try {
   await grace.page.click("a.tab >> text=Inbox");
   await grace.page.waitForSelector("[data-testid=notifications] >> text=Deploy window opens");
 
+  step("peers: a status change arrives live");
+  await ada.page.click("a.tab >> text=Peers");
+  await ada.page.waitForSelector("[data-testid=peers] >> text=running the test suite");
+  await need("peer-status", {});
+  await ada.page.waitForSelector("[data-testid=peers] >> text=waiting for review");
+
+  step("topics: create a public topic; history pages back by cursor");
+  await ada.page.click("a.tab >> text=Topics");
+  await ada.page.click("[data-testid=new-topic]");
+  await ada.page.fill("dialog input[name=name]", "deploys");
+  await ada.page.fill("dialog input[name=description]", "Deploy announcements");
+  await ada.page.click("dialog button[value=ok]");
+  await ada.page.waitForSelector(".topic[aria-current=page] >> text=deploys");
+  for (let i = 1; i <= 55; i++) {
+    await ada.page.fill("[data-testid=composer]", `build ${i} passed`);
+    await ada.page.keyboard.press("Enter");
+    await waitBody(ada.page, `build ${i} passed`);
+  }
+  await grace.page.goto(`${BASE}/#/m/${meshId}/t/deploys`);
+  await grace.page.waitForSelector("text=Join #deploys");
+  await grace.page.waitForSelector("text=Join #deploys");
+  await grace.page.click("text=Join #deploys");
+  await waitBody(grace.page, "build 55 passed", 10000);
+  if ((await bodies(grace.page)).length !== 50) throw new Error(`first page shows ${(await bodies(grace.page)).length} messages, want 50`);
+  await grace.page.evaluate(() => { document.querySelector(".scroller").scrollTop = 0; });
+  await waitBody(grace.page, "build 1 passed", 5000);
+  if ((await bodies(grace.page)).length !== 55) throw new Error("scrolling up did not load the older page");
+
   // ---- screenshots of the main views at both widths ----
   if (SHOTS) {
     step("screenshots");
@@ -145,6 +173,11 @@ try {
       await ada.page.waitForTimeout(300);
       await noToasts(ada.page);
       await ada.page.screenshot({ path: join(SHOTS, `chat-${w}.png`) });
+      if (w === 1280) {
+        await ada.page.emulateMedia({ colorScheme: "dark" });
+        await ada.page.screenshot({ path: join(SHOTS, "chat-dark-1280.png") });
+        await ada.page.emulateMedia({ colorScheme: "light" });
+      }
       await ada.page.click("a.tab >> text=Peers");
       await ada.page.waitForSelector("[data-testid=peers] >> text=build-bot");
       await noToasts(ada.page);
@@ -170,7 +203,7 @@ try {
   await grace.page.waitForSelector("[data-testid=stream-ended]", { timeout: 20000 });
   if (!(await grace.page.locator("[data-testid=composer]").isDisabled())) throw new Error("composer still enabled after revocation");
 
-  say({ done: true, ok: true, sealMs, plaintexts: [first, second, "Thanks @ada, watching the dashboards"], consoleErrors, requests });
+  say({ done: true, ok: true, sealMs, plaintexts: [first, second, "Thanks @ada, watching the dashboards", ...Array.from({ length: 55 }, (_, i) => `build ${i + 1} passed`)], consoleErrors, requests });
 } catch (e) {
   say({ done: true, ok: false, error: String(e?.stack || e), consoleErrors, requests });
 } finally {
