@@ -130,6 +130,16 @@ try {
   step("notifications: grace was mentioned");
   await grace.page.click("a.tab >> text=Inbox");
   await grace.page.waitForSelector("[data-testid=notifications] >> text=Deploy window opens");
+  await grace.page.waitForSelector("[data-testid=inbox-count] >> text=1");
+  await grace.page.click("[data-testid=notifications] >> text=Mark read");
+  await grace.page.waitForSelector("text=Notifications (0 unread)");
+  await grace.page.waitForSelector("[data-testid=inbox-count]", { state: "hidden" });
+
+  step("a reload stays signed in (the refresh token rotates) and keeps the browser's key");
+  await grace.page.reload();
+  await grace.page.waitForSelector("text=Notifications (0 unread)");
+  await grace.page.goto(`${BASE}/#/m/${meshId}/t/general`);
+  await waitBody(grace.page, "Canary is green");
 
   step("peers: a status change arrives live");
   await ada.page.click("a.tab >> text=Peers");
@@ -162,16 +172,21 @@ try {
   // ---- screenshots of the main views at both widths ----
   if (SHOTS) {
     step("screenshots");
+    // The README shows the product as users see it: no developer re-seal
+    // override badge, no hover highlight.
+    await ada.page.evaluate(() => localStorage.removeItem("claudemesh.resealSeconds"));
     for (const [w, hgt] of [[1280, 800], [390, 844]]) {
       await ada.page.setViewportSize({ width: w, height: hgt });
       await ada.page.goto(`${BASE}/#/`);
       await ada.page.waitForSelector("[data-testid=mesh-card]");
       await noToasts(ada.page);
+      await ada.page.mouse.move(0, 0);
       await ada.page.screenshot({ path: join(SHOTS, `meshes-${w}.png`) });
       await ada.page.goto(`${BASE}/#/m/${meshId}/t/general`);
       await waitBody(ada.page, "watching the dashboards");
       await ada.page.waitForTimeout(300);
       await noToasts(ada.page);
+      await ada.page.mouse.move(0, 0);
       await ada.page.screenshot({ path: join(SHOTS, `chat-${w}.png`) });
       if (w === 1280) {
         await ada.page.emulateMedia({ colorScheme: "dark" });
@@ -181,11 +196,13 @@ try {
       await ada.page.click("a.tab >> text=Peers");
       await ada.page.waitForSelector("[data-testid=peers] >> text=build-bot");
       await noToasts(ada.page);
+      await ada.page.mouse.move(0, 0);
       await ada.page.screenshot({ path: join(SHOTS, `peers-${w}.png`) });
       await ada.page.click("a.tab >> text=Invites");
       await ada.page.click("[data-testid=mint-invite]");
       await ada.page.waitForSelector("[data-testid=invite-link]");
       await noToasts(ada.page);
+      await ada.page.mouse.move(0, 0);
       await ada.page.screenshot({ path: join(SHOTS, `invites-${w}.png`) });
     }
     await ada.page.setViewportSize({ width: 1280, height: 800 });

@@ -71,7 +71,12 @@ export function refresh() {
     const run = async () => {
       const rt = localStorage.getItem(RT); // the newest, whichever tab rotated it
       if (!rt) throw new ApiError(401, { code: "signed_out", detail: "signed out" });
-      startSession(await request("POST", "/v1/auth/refresh", { body: { refreshToken: rt } }));
+      try {
+        startSession(await request("POST", "/v1/auth/refresh", { body: { refreshToken: rt } }));
+      } catch (e) {
+        if (e.status === 401) localStorage.removeItem(RT); // spent, expired or revoked: sign in again
+        throw e;
+      }
     };
     try {
       if (navigator.locks) await navigator.locks.request("claudemesh-refresh", run);

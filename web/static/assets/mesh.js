@@ -97,6 +97,8 @@ export class MeshCtx {
     if (me && me.pubkey !== this.identity.pubkey && !this.m.apiKey) {
       await this.call("POST", "/v1/me/peer-pubkey", { pubkey: this.identity.pubkey });
     }
+    const unread = await this.call("GET", "/v1/notifications?unread=true&limit=200");
+    this.unreadNotifications = unread.items.length;
   }
 
   // keyState answers the topic key, or why there is none:
@@ -253,6 +255,8 @@ export class MeshCtx {
   endForGood(reason) {
     this.closeES();
     this.ended = true;
+    // A revoked invite-join membership is of no further use in this browser.
+    if (this.m.apiKey && /revoked/i.test(reason)) store.deleteMembership(auth.user.id, this.id).catch(() => {});
     clearTimeout(this.live.timer);
     this.setLive("ended", reason);
   }
