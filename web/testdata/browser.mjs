@@ -220,6 +220,14 @@ try {
   await grace.page.waitForSelector("[data-testid=stream-ended]", { timeout: 20000 });
   if (!(await grace.page.locator("[data-testid=composer]").isDisabled())) throw new Error("composer still enabled after revocation");
 
+  step("ada signs out and back in");
+  await ada.page.click("text=Sign out");
+  await ada.page.waitForSelector("form.auth");
+  await ada.page.fill("input[name=email]", "ada@example.com");
+  await ada.page.fill("input[name=password]", "correct horse battery staple");
+  await ada.page.click("form.auth button[type=submit]");
+  await ada.page.waitForSelector("[data-testid=mesh-card] >> text=Platform Team");
+
   say({ done: true, ok: true, sealMs, plaintexts: [first, second, "Thanks @ada, watching the dashboards", ...Array.from({ length: 55 }, (_, i) => `build ${i + 1} passed`)], consoleErrors, requests });
 } catch (e) {
   say({ done: true, ok: false, error: String(e?.stack || e), consoleErrors, requests });

@@ -138,6 +138,7 @@ export async function loadContract() {
     inviteRevoke: ops.has("DELETE /v1/meshes/{}/invites/{}"),
     rename: ops.has("PATCH /v1/meshes/{}"),
     leave: ops.has("POST /v1/meshes/{}/leave"),
+    archive: ops.has("POST /v1/meshes/{}/archive") ? "POST /v1/meshes/{}/archive" : ops.has("DELETE /v1/meshes/{}") ? "DELETE /v1/meshes/{}" : null,
     inbox: ops.has("GET /v1/me/notifications"),
   };
 }

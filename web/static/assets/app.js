@@ -4,8 +4,8 @@ import * as api from "./api.js";
 import { MeshCtx } from "./mesh.js";
 import * as cx from "./crypto.js";
 import * as store from "./store.js";
-import { h, mount, loading, empty, errorBox, toast, field, formDialog } from "./ui.js";
-import { meshView } from "./views.js";
+import { h, mount, loading, empty, errorBox, toast, field, formDialog, confirmDialog } from "./ui.js";
+import { meshView, crossMeshInbox } from "./views.js";
 
 const app = document.getElementById("app");
 export const S = { features: null, meshes: [], ctx: new Map(), cleanup: [], pendingInvite: null };
@@ -22,6 +22,7 @@ function route() {
     return { name: "join" };
   }
   if (parts[0] === "join") return { name: "join" };
+  if (parts[0] === "inbox") return { name: "inbox" };
   if (parts[0] === "m" && parts[1]) return { name: "mesh", meshId: parts[1], tab: parts[2] || "t", arg: parts[3] };
   return { name: "meshes" };
 }
@@ -37,6 +38,7 @@ async function render() {
   if (!api.auth.user) return authView(r);
   try {
     if (r.name === "join") return await joinView();
+    if (r.name === "inbox" && S.features.inbox) return crossMeshInbox(shell);
     if (r.name === "mesh") {
       const ctx = await meshCtx(r.meshId);
       if (!ctx) return shell(null, errorBox(new Error("This mesh is not in your list. Ask for an invite, or pick another mesh."), () => go("#/")));
@@ -61,6 +63,7 @@ function shell(ctx, ...content) {
       h("a.brand", { href: "#/", "aria-label": "claudemesh home" }, h("span.logo", { "aria-hidden": "true" }), h("span.brand-name", { text: "claudemesh" })),
       switcher,
       h("div.spacer"),
+      S.features?.inbox ? h("a.btn.ghost", { href: "#/inbox" }, "Inbox") : null,
       h("span.who", { title: api.auth.user.email }, api.auth.user.name),
       h("button.btn.ghost", { type: "button", onclick: () => api.logout().then(() => go("#/")) }, "Sign out")),
     h("main.main", {}, ...content));
@@ -181,16 +184,40 @@ async function meshesView() {
     return mount(list, empty("No meshes yet", "Create a mesh for your team, or join one with an invite link."));
   }
   mount(list, S.meshes.map((m) =>
-    h("a.card.mesh-card", { href: `#/m/${m.meshId}/t/general`, "data-testid": "mesh-card" },
-      h("div.mesh-icon", { "aria-hidden": "true", text: m.meshName.slice(0, 1).toUpperCase() }),
-      h("div", {}, h("strong", { text: m.meshName }), h("small.muted", { text: `${m.meshSlug} · you are @${m.displayName}` })),
+    h("div.card.mesh-card", { "data-testid": "mesh-card" },
+      h("a.mesh-link", { href: `#/m/${m.meshId}/t/general` },
+        h("div.mesh-icon", { "aria-hidden": "true", text: m.meshName.slice(0, 1).toUpperCase() }),
+        h("div", {}, h("strong", { text: m.meshName }), h("small.muted", { text: `${m.meshSlug} · you are @${m.displayName}` }))),
       h("span.badge", { text: m.role }),
-      S.features?.rename && m.role === "admin" ? h("button.btn.ghost.small", { type: "button", onclick: (e) => renameMesh(e, m) }, "Rename") : null)));
+      meshActions(m))));
+}
+
+// meshActions are the #12 mesh routes, shown only when the served contract
+// has them (api.loadContract): rename and archive for admins, leave for
+// linked members.
+function meshActions(m) {
+  const f = S.features || {};
+  const act = (label, fn) => h("button.btn.ghost.small", { type: "button", onclick: (e) => (e.preventDefault(), fn()) }, label);
+  const acts = [];
+  if (f.rename && m.role === "admin") acts.push(act("Rename", () => renameMesh(m)));
+  if (f.archive && m.role === "admin") {
+    acts.push(act("Archive", async () => {
+      if (!(await confirmDialog(`Archive ${m.meshName}?`, "Every member loses access and live connections close. History is kept.", "Archive mesh"))) return;
+      const [method, path] = f.archive.split(" ");
+      await api.userCall(method, path.replace("{}", m.meshId)).then(render, (ex) => toast(ex.message, "error"));
+    }));
+  }
+  if (f.leave && m.linked) {
+    acts.push(act("Leave", async () => {
+      if (!(await confirmDialog(`Leave ${m.meshName}?`, "You will need a new invite to come back.", "Leave mesh"))) return;
+      await api.userCall("POST", `/v1/meshes/${m.meshId}/leave`).then(render, (ex) => toast(ex.message, "error"));
+    }));
+  }
+  return acts.length ? h("div.row", {}, acts) : null;
 }
 
 // renameMesh is switched on by PATCH /v1/meshes/{id} in the served contract.
-async function renameMesh(e, m) {
-  e.preventDefault();
+async function renameMesh(m) {
   const fd = await formDialog("Rename mesh", [field("Name", h("input", { name: "name", value: m.meshName, required: true, maxlength: 100 }))], "Rename");
   if (!fd) return;
   try {

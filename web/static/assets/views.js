@@ -452,3 +452,25 @@ async function inboxView(ctx, body, r, opts) {
     }
   }));
 }
+
+// ---------------- cross-mesh inbox (issue #12) ----------------
+// Switched on when the served contract has GET /v1/me/notifications: the
+// user's mentions across every mesh, read with the user token. Bodies stay
+// encrypted here; each links to its topic, where the mesh's key opens it.
+export async function crossMeshInbox(shell) {
+  const body = h("section.page", {}, loading("Loading your inbox"));
+  shell(null, body);
+  try {
+    const page = await userCall("GET", "/v1/me/notifications?limit=100");
+    const items = page.items || [];
+    if (!items.length) return mount(body, empty("Nothing for you", "Mentions from every mesh you belong to show up here."));
+    mount(body, h("h1", { text: "Inbox" }), h("ul.member-list", {}, items.map((n) =>
+      h("li.card.member", { class: n.readAt ? "read" : "unread" },
+        h("div.peer-main", {},
+          h("div.row", {}, h("strong", { text: `@${n.senderDisplayName}` }), h("span.muted", { text: "in" }),
+            h("a", { href: `#/m/${n.meshId}/t/${n.topic}`, text: `${n.meshName || ""} #${n.topic}` }), h("small.muted", { text: ago(n.createdAt) })),
+          h("p.summary.muted", { text: "🔒 Open the topic to read it" }))))));
+  } catch (e) {
+    mount(body, errorBox(e, () => crossMeshInbox(shell)));
+  }
+}
