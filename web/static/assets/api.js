@@ -114,23 +114,28 @@ export async function userCall(method, path, body) {
 // /openapi.yaml, so optional views switch on when their routes exist
 // (instead of probing routes and showing errors). Keys: "GET /v1/meshes/{}".
 export async function loadContract() {
-  const ops = new Set();
   try {
     const res = await fetch("/openapi.yaml", { cache: "no-store" });
-    const text = await res.text();
-    let path = null;
-    for (const line of text.split("\n")) {
-      let m = /^ {2}(\/\S*):\s*$/.exec(line);
-      if (m) {
-        path = m[1].replace(/\{[^}]+\}/g, "{}");
-        continue;
-      }
-      if (/^\S/.test(line)) path = null;
-      m = /^ {4}(get|post|put|patch|delete):\s*$/.exec(line);
-      if (path && m) ops.add(`${m[1].toUpperCase()} ${path}`);
-    }
+    return parseContract(await res.text());
   } catch {
-    /* no optional features */
+    return parseContract(""); // no optional features
+  }
+}
+
+// parseContract lists the operations of an openapi.yaml (paths at two
+// spaces, methods at four, as ours is written) and derives the switches.
+export function parseContract(text) {
+  const ops = new Set();
+  let path = null;
+  for (const line of text.split("\n")) {
+    let m = /^ {2}(\/\S*):\s*$/.exec(line);
+    if (m) {
+      path = m[1].replace(/\{[^}]+\}/g, "{}");
+      continue;
+    }
+    if (/^\S/.test(line)) path = null;
+    m = /^ {4}(get|post|put|patch|delete):\s*$/.exec(line);
+    if (path && m) ops.add(`${m[1].toUpperCase()} ${path}`);
   }
   return {
     ops,
