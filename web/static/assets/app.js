@@ -36,6 +36,9 @@ async function render() {
   for (const fn of S.cleanup.splice(0)) fn();
   const r = route();
   if (!api.auth.user) return authView(r);
+  // One live stream at a time: the mesh on screen (a browser allows only a
+  // few connections per host). Another mesh resumes from its last seq.
+  for (const [id, c] of S.ctx) if (r.name !== "mesh" || id !== r.meshId) c.stopLive();
   try {
     if (r.name === "join") return await joinView();
     if (r.name === "inbox" && S.features.inbox) return crossMeshInbox(shell);

@@ -90,7 +90,11 @@ export function ago(iso) {
   return rtf.format(Math.round(s / 86400), "day");
 }
 
-export const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+export function clock(iso) {
+  const d = new Date(iso);
+  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return d.toDateString() === new Date().toDateString() ? time : `${d.toLocaleDateString([], { month: "short", day: "numeric" })} ${time}`;
+}
 
 export async function copy(text) {
   try {

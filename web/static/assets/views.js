@@ -130,8 +130,19 @@ function chatView(ctx, pane, topic, { S }) {
     out.push(text.slice(last));
     return out;
   };
+  // Decrypt each message once per key, not on every repaint.
+  const plain = new Map();
+  let plainKey = null;
+  const decrypt = (m) => {
+    if (plainKey !== key) {
+      plain.clear();
+      plainKey = key;
+    }
+    if (!plain.has(m.seq)) plain.set(m.seq, ctx.decrypt(m, key));
+    return plain.get(m.seq);
+  };
   const row = (m) => {
-    const d = ctx.decrypt(m, key);
+    const d = decrypt(m);
     const mine = m.senderMemberId === ctx.m.memberId;
     return h("li.msg", { "data-seq": m.seq, class: mine ? "mine" : "" },
       h("div.avatar", { "aria-hidden": "true", text: m.senderDisplayName.slice(0, 1).toUpperCase() }),
