@@ -306,7 +306,9 @@ function chatView(ctx, pane, topic, { S }) {
 async function peersView(ctx, body, r, { S }) {
   mount(body, loading("Loading peers"));
   try {
-    for (const p of await ctx.list("/v1/peers")) ctx.peers.set(p.sessionId, p);
+    const peers = await ctx.list("/v1/peers");
+    ctx.peers.clear(); // presence changes missed while the stream was closed
+    for (const p of peers) ctx.peers.set(p.sessionId, p);
   } catch (e) {
     return mount(body, errorBox(e, () => peersView(ctx, body, r, { S })));
   }
@@ -430,11 +432,11 @@ async function inboxView(ctx, body, r, opts) {
     const d = ctx.decrypt(n, key);
     return d.text ?? "🔒 Encrypted — open the topic to read it";
   };
-  const markRead = async (body) => {
+  const markRead = async (req) => {
     try {
-      await ctx.call("POST", "/v1/notifications/read", body);
+      await ctx.call("POST", "/v1/notifications/read", req);
       const now = new Date().toISOString();
-      for (const n of items) if (body.upTo ? true : body.ids.includes(n.id)) n.readAt ??= now;
+      for (const n of items) if (req.upTo || req.ids.includes(n.id)) n.readAt ??= now;
       ctx.unreadNotifications = items.filter((n) => !n.readAt).length;
       ctx.emit("notification", null);
       paint();
