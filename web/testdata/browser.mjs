@@ -106,6 +106,10 @@ try {
   await grace.page.waitForSelector("[data-testid=waiting-key]");
   await grace.page.waitForSelector("text=Encrypted — waiting for a member to share the key");
   if ((await bodies(grace.page)).length) throw new Error("grace saw a body before holding the key");
+  if (SHOTS) {
+    await noToasts(grace.page);
+    await grace.page.screenshot({ path: join(SHOTS, "waiting-1280.png") });
+  }
 
   step("ada's re-seal cycle shares the key within one cycle");
   await ada.page.evaluate(() => localStorage.setItem("claudemesh.resealSeconds", "2"));

@@ -56,7 +56,7 @@ async function topicsView(ctx, body, r, { S, go }) {
       h("div.side-head", {}, h("h2", { text: "Topics" }), h("button.btn.small", { type: "button", onclick: newTopic, "data-testid": "new-topic" }, "+ New")),
       topics.length ? h("ul.topic-list", {}, topics.map((t) =>
         h("li", {}, h("a.topic", { href: `#/m/${ctx.id}/t/${t.name}`, "aria-current": t.name === open ? "page" : null },
-          h("span.hash", { text: t.visibility === "public" ? "#" : "🔒" }), h("span.name", { text: t.name }),
+          t.visibility === "public" ? h("span.hash", { text: "#" }) : h("span.hash", { title: t.visibility }, h("i.icon-lock", { "aria-label": "private" })), h("span.name", { text: t.name }),
           t.keyed ? h("span.e2e", { title: "end-to-end encrypted", text: "e2e" }) : null,
           !t.joined ? h("small.muted", { text: "join" }) : t.unread ? h("span.count", { text: String(t.unread), "data-testid": `unread-${t.name}` }) : null))))
         : empty("No topics", "Create one to start talking."));
@@ -149,8 +149,8 @@ function chatView(ctx, pane, topic, { S }) {
       h("div.msg-main", {},
         h("div.meta", {}, h("strong", { text: m.senderDisplayName }), h("time", { datetime: m.createdAt, title: m.createdAt, text: clock(m.createdAt) }),
           d.plain ? h("span.tag.warn", { title: "sent before this topic was keyed; not end-to-end encrypted", text: "unencrypted" }) : null),
-        d.locked ? h("p.body.locked", { text: "🔒 Encrypted — waiting for a member to share the key" })
-          : d.broken ? h("p.body.locked", { text: "⚠ This message could not be decrypted" })
+        d.locked ? h("p.body.locked", {}, h("i.icon-lock", { "aria-hidden": "true" }), "Encrypted — waiting for a member to share the key")
+          : d.broken ? h("p.body.locked", { text: "This message could not be decrypted." })
             : h("p.body", { "data-testid": "message-body" }, renderBody(d.text))));
   };
   const paint = () => {
@@ -430,7 +430,7 @@ async function inboxView(ctx, body, r, opts) {
   const preview = (n) => {
     const key = ctx.keys.get(n.topic);
     const d = ctx.decrypt(n, key);
-    return d.text ?? "🔒 Encrypted — open the topic to read it";
+    return d.text ?? "Encrypted — open the topic to read it";
   };
   const markRead = async (req) => {
     try {
@@ -482,7 +482,7 @@ export async function crossMeshInbox(shell) {
         h("div.peer-main", {},
           h("div.row", {}, h("strong", { text: `@${n.senderDisplayName}` }), h("span.muted", { text: "in" }),
             h("a", { href: `#/m/${n.meshId}/t/${n.topic}`, text: `${n.meshName || ""} #${n.topic}` }), h("small.muted", { text: ago(n.createdAt) })),
-          h("p.summary.muted", { text: "🔒 Open the topic to read it" }))))));
+          h("p.summary.muted", { text: "Encrypted — open the topic to read it" }))))));
   } catch (e) {
     mount(body, errorBox(e, () => crossMeshInbox(shell)));
   }
