@@ -138,7 +138,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	if !result.OK {
 		t.Fatalf("browser run failed: %s", result.Error)
 	}
-	t.Logf("key sealed to the second browser %d ms after the first opened the topic (re-seal cycle 2 s)", result.SealMS)
+	// The first browser seals on opening the topic and every cycle after; the
+	// second checks for its seal every cycle. Generous for a loaded CI box.
+	t.Logf("key sealed to the second browser and opened %d ms after the first opened the topic (re-seal cycle 2 s)", result.SealMS)
+	if result.SealMS > 12000 {
+		t.Errorf("the key took %d ms to reach the second browser; want about one 2 s cycle", result.SealMS)
+	}
 
 	// No console errors. The one allowance: once the second user is revoked,
 	// a request of theirs already in flight may be refused with 401.

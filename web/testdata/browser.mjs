@@ -37,7 +37,7 @@ async function newUser(name, width = 1280) {
   const page = await ctx.newPage();
   page.on("console", (m) => m.type() === "error" && consoleErrors.push({ who: name, phase, text: m.text(), url: m.location()?.url || "" }));
   page.on("pageerror", (e) => consoleErrors.push({ who: name, phase, text: `pageerror: ${e.message}` }));
-  page.setDefaultTimeout(20000);
+  page.setDefaultTimeout(30000);
   return { ctx, page };
 }
 
@@ -118,7 +118,7 @@ try {
   const t0 = Date.now();
   await ada.page.click("a.tab >> text=Topics");
   await ada.page.goto(`${BASE}/#/m/${meshId}/t/general`);
-  await waitBody(grace.page, "Deploy window opens", 10000);
+  await waitBody(grace.page, "Deploy window opens", 15000);
   const sealMs = Date.now() - t0;
   await grace.page.waitForSelector("[data-testid=key-state] >> text=end-to-end encrypted");
 
@@ -126,10 +126,10 @@ try {
   const second = "Canary is green, rolling out to 100% now";
   await ada.page.fill("[data-testid=composer]", second);
   await ada.page.keyboard.press("Enter");
-  await waitBody(grace.page, "Canary is green", 5000);
+  await waitBody(grace.page, "Canary is green", 15000);
   await grace.page.fill("[data-testid=composer]", "Thanks @ada, watching the dashboards");
   await grace.page.keyboard.press("Enter");
-  await waitBody(ada.page, "watching the dashboards", 5000);
+  await waitBody(ada.page, "watching the dashboards", 15000);
 
   step("notifications: grace was mentioned");
   await grace.page.click("a.tab >> text=Inbox");
@@ -167,10 +167,10 @@ try {
   await grace.page.waitForSelector("text=Join #deploys");
   await grace.page.waitForSelector("text=Join #deploys");
   await grace.page.click("text=Join #deploys");
-  await waitBody(grace.page, "build 55 passed", 10000);
+  await waitBody(grace.page, "build 55 passed", 15000);
   if ((await bodies(grace.page)).length !== 50) throw new Error(`first page shows ${(await bodies(grace.page)).length} messages, want 50`);
   await grace.page.evaluate(() => { document.querySelector(".scroller").scrollTop = 0; });
-  await waitBody(grace.page, "build 1 passed", 5000);
+  await waitBody(grace.page, "build 1 passed", 15000);
   if ((await bodies(grace.page)).length !== 55) throw new Error("scrolling up did not load the older page");
 
   // ---- screenshots of the main views at both widths ----
