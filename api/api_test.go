@@ -35,6 +35,15 @@ func TestPublicProbes(t *testing.T) {
 			t.Errorf("/openapi.yaml = %d %.40q", status, body)
 		}
 		e.wantProblem("GET", "/v1/nope", "", nil, http.StatusNotFound, "route_not_found")
+		// The dashboard: the page with its security headers; unknown files
+		// and paths stay problem+json.
+		status, body, hdr := e.call("GET", "/", "", nil)
+		if status != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") ||
+			!strings.Contains(hdr.Get("Content-Security-Policy"), "frame-ancestors 'none'") || !strings.Contains(string(body), "/assets/app.js") {
+			t.Errorf("GET / = %d %q %v", status, hdr.Get("Content-Type"), hdr)
+		}
+		e.wantProblem("GET", "/assets/nope.js", "", nil, http.StatusNotFound, "asset_not_found")
+		e.wantProblem("GET", "/nope", "", nil, http.StatusNotFound, "route_not_found")
 	})
 }
 

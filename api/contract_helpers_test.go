@@ -68,6 +68,8 @@ func init() {
 	// registering them again keeps the helpers correct should that change.
 	openapi3filter.RegisterBodyDecoder("application/problem+json", openapi3filter.JSONBodyDecoder)
 	openapi3filter.RegisterBodyDecoder("text/plain", openapi3filter.PlainBodyDecoder)
+	// The spec documents GET / (the dashboard) as a text/html string.
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
 }
 
 // loadSpec loads and validates ../openapi.yaml once per test binary. The

@@ -8,6 +8,7 @@ import (
 	"github.com/claudemesh/claudemesh-go/handlers"
 	"github.com/claudemesh/claudemesh-go/middleware"
 	"github.com/claudemesh/claudemesh-go/models"
+	"github.com/claudemesh/claudemesh-go/web"
 )
 
 // routes is the whole REST surface, grouped by who may call it. Nothing
@@ -23,6 +24,22 @@ func (s *Server) routes(h *handlers.Handler, auth *middleware.Authenticator, met
 	e.GET("/ready", h.Ready)
 	e.GET("/metrics", echo.WrapHandler(metrics))
 	e.GET("/openapi.yaml", h.OpenAPISpec)
+
+	// ---- public: the dashboard (web/), static files with strict headers.
+	// "/" is an operation in openapi.yaml like /openapi.yaml; /assets/* are
+	// files, not API: a wildcard route, which the route-parity test skips by
+	// design. The page routes by URL fragment, so every other path (/v1/…
+	// included) keeps the API's problem+json 404. ----
+	dash := web.New()
+	e.GET("/", echo.WrapHandler(dash))
+	e.HEAD("/", echo.WrapHandler(dash))
+	e.GET("/assets/*", func(c echo.Context) error {
+		if !dash.Has(c.Request().URL.Path) {
+			return models.E(models.KindNotFound, "asset_not_found", "no such dashboard file")
+		}
+		dash.ServeHTTP(c.Response(), c.Request())
+		return nil
+	})
 
 	// ---- public, rate limited per IP: accounts and joining ----
 	e.POST("/v1/auth/signup", h.Signup, authLimited)

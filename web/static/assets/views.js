@@ -1,0 +1,489 @@
+// views.js — the views inside one mesh: topics and the encrypted chat,
+// peers, members, invites and notifications.
+import { userCall } from "./api.js";
+import { resealMs, resealOverridden } from "./mesh.js";
+import { h, mount, loading, empty, errorBox, toast, confirmDialog, formDialog, field, ago, clock, copy } from "./ui.js";
+
+const enc = encodeURIComponent;
+
+export function meshView(ctx, r, { shell, S, go }) {
+  ctx.startLive();
+  const tabs = [["t", "Topics"], ["peers", "Peers"], ["members", "Members"], ["invites", "Invites"], ["inbox", "Inbox"]];
+  const banner = h("div.banner", { hidden: true, role: "status", "data-testid": "live-banner" });
+  const liveDot = h("span.live-dot", { title: "live updates" });
+  const inboxBadge = h("span.count", { hidden: true, "data-testid": "inbox-count" });
+  const paintLive = () => {
+    const l = ctx.live;
+    liveDot.dataset.state = l.state;
+    liveDot.title = `live updates: ${l.state}`;
+    banner.hidden = l.state !== "ended" && l.state !== "reconnecting";
+    if (l.state === "ended") {
+      banner.className = "banner error";
+      banner.dataset.testid = "stream-ended";
+      mount(banner, h("strong", { text: "Live updates ended. " }), l.reason || "", " You may have been removed from this mesh.");
+    } else if (l.state === "reconnecting") {
+      banner.className = "banner";
+      mount(banner, "Reconnecting to live updates…");
+    }
+  };
+  const paintInbox = () => {
+    inboxBadge.hidden = !ctx.unreadNotifications;
+    inboxBadge.textContent = ctx.unreadNotifications > 99 ? "99+" : String(ctx.unreadNotifications);
+  };
+  S.cleanup.push(ctx.on("live", paintLive), ctx.on("notification", paintInbox));
+  const nav = h("nav.tabs.mesh-tabs", { "aria-label": "Mesh sections" },
+    tabs.map(([id, label]) => h("a.tab", { href: `#/m/${ctx.id}/${id}`, "aria-current": r.tab === id ? "page" : null },
+      label, id === "inbox" ? inboxBadge : null)));
+  const body = h("div.mesh-body");
+  shell(ctx,
+    h("div.mesh-head", {}, h("div", {}, h("h1", {}, ctx.m.meshName, liveDot), h("small.muted", { text: `@${ctx.m.displayName} · ${ctx.m.role}` })), nav),
+    banner, body);
+  paintLive();
+  paintInbox();
+  const views = { t: topicsView, peers: peersView, members: membersView, invites: invitesView, inbox: inboxView };
+  (views[r.tab] || topicsView)(ctx, body, r, { S, go });
+}
+
+// ---------------- topics + chat ----------------
+async function topicsView(ctx, body, r, { S, go }) {
+  const side = h("aside.topics", { "aria-label": "Topics" });
+  const pane = h("section.chat");
+  const open = r.arg;
+  mount(body, h("div.split", { "data-open": open ? "topic" : "list" }, side, pane));
+  let topics = [];
+  const paintSide = () => {
+    mount(side,
+      h("div.side-head", {}, h("h2", { text: "Topics" }), h("button.btn.small", { type: "button", onclick: newTopic, "data-testid": "new-topic" }, "+ New")),
+      topics.length ? h("ul.topic-list", {}, topics.map((t) =>
+        h("li", {}, h("a.topic", { href: `#/m/${ctx.id}/t/${t.name}`, "aria-current": t.name === open ? "page" : null },
+          t.visibility === "public" ? h("span.hash", { text: "#" }) : h("span.hash", { title: t.visibility }, h("i.icon-lock", { "aria-label": "private" })), h("span.name", { text: t.name }),
+          t.keyed ? h("span.e2e", { title: "end-to-end encrypted", text: "e2e" }) : null,
+          !t.joined ? h("small.muted", { text: "join" }) : t.unread ? h("span.count", { text: String(t.unread), "data-testid": `unread-${t.name}` }) : null))))
+        : empty("No topics", "Create one to start talking."));
+  };
+  const newTopic = async () => {
+    const fd = await formDialog("New topic", [
+      field("Name", h("input", { name: "name", required: true, pattern: "#?[a-z0-9][a-z0-9\\-]{0,49}", placeholder: "deploys", autocomplete: "off" }), "lower-case letters, digits and -"),
+      field("Description", h("input", { name: "description", maxlength: 500 })),
+      field("Visibility", h("select", { name: "visibility" }, h("option", { value: "public" }, "Public — anyone in the mesh can join"), h("option", { value: "private" }, "Private — members you add"))),
+    ], "Create topic");
+    if (!fd) return;
+    try {
+      const t = await ctx.call("POST", "/v1/topics", { name: fd.get("name"), description: fd.get("description"), visibility: fd.get("visibility") });
+      go(`#/m/${ctx.id}/t/${t.name}`);
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  };
+  mount(side, loading("Loading topics"));
+  if (open) mount(pane, loading("Opening topic"));
+  else mount(pane, h("div.state.empty.desktop-only", {}, h("strong", { text: "Pick a topic" }), h("p", { text: "Messages are encrypted in this browser before they leave it." })));
+  try {
+    topics = await ctx.list("/v1/topics");
+  } catch (e) {
+    return mount(side, errorBox(e, () => topicsView(ctx, body, r, { S, go })));
+  }
+  paintSide();
+  S.cleanup.push(ctx.on("message", (m) => {
+    const t = topics.find((x) => x.name === m.topic);
+    if (t && t.joined && m.topic !== open && m.senderMemberId !== ctx.m.memberId) {
+      t.unread = (t.unread || 0) + 1;
+      paintSide();
+    }
+  }));
+  if (!open) return;
+  const topic = topics.find((t) => t.name === open);
+  if (!topic) return mount(pane, empty(`#${open} not found`, "It may be private, archived or renamed.", h("a.btn", { href: `#/m/${ctx.id}/t` }, "Back to topics")));
+  topic.unread = 0;
+  paintSide();
+  chatView(ctx, pane, topic, { S, go, refreshSide: paintSide });
+}
+
+function chatView(ctx, pane, topic, { S }) {
+  const list = h("ol.messages", { "aria-live": "polite", "data-testid": "messages" });
+  const scroller = h("div.scroller", {}, h("div.sentinel"), list);
+  const status = h("div.keystate", { "data-testid": "key-state" });
+  const input = h("textarea.composer-input", { rows: 1, placeholder: `Message #${topic.name}`, "aria-label": `Message #${topic.name}`, "data-testid": "composer" });
+  const send = h("button.btn.primary", { type: "submit" }, "Send");
+  const form = h("form.composer", {}, input, send);
+  const joinBtn = h("button.btn.primary", { type: "button", hidden: topic.joined, onclick: joinTopic }, `Join #${topic.name}`);
+  mount(pane,
+    h("div.chat-head", {},
+      h("a.btn.ghost.small.mobile-only", { href: `#/m/${ctx.id}/t` }, "← Topics"),
+      h("div", {}, h("h2", { text: `#${topic.name}` }), topic.description ? h("small.muted", { text: topic.description }) : null),
+      h("div.spacer"), status),
+    scroller, joinBtn, form);
+  const msgs = new Map(); // seq → message
+  let key = null, oldest = null, hasMore = false, loadingOlder = false, markTimer = 0, cycleTimer = 0, disposed = false;
+
+  const mentionRe = /(^|[^A-Za-z0-9_-])(@[A-Za-z0-9][A-Za-z0-9_-]{0,63})/g;
+  const renderBody = (text) => {
+    const out = [];
+    let last = 0;
+    for (const m of text.matchAll(mentionRe)) {
+      const at = m.index + m[1].length;
+      out.push(text.slice(last, at));
+      const me = m[2].slice(1).toLowerCase() === ctx.m.displayName;
+      out.push(h(me ? "mark.mention.me" : "mark.mention", { text: m[2] }));
+      last = at + m[2].length;
+    }
+    out.push(text.slice(last));
+    return out;
+  };
+  // Decrypt each message once per key, not on every repaint.
+  const plain = new Map();
+  let plainKey = null;
+  const decrypt = (m) => {
+    if (plainKey !== key) {
+      plain.clear();
+      plainKey = key;
+    }
+    if (!plain.has(m.seq)) plain.set(m.seq, ctx.decrypt(m, key));
+    return plain.get(m.seq);
+  };
+  const row = (m) => {
+    const d = decrypt(m);
+    const mine = m.senderMemberId === ctx.m.memberId;
+    return h("li.msg", { "data-seq": m.seq, class: mine ? "mine" : "" },
+      h("div.avatar", { "aria-hidden": "true", text: m.senderDisplayName.slice(0, 1).toUpperCase() }),
+      h("div.msg-main", {},
+        h("div.meta", {}, h("strong", { text: m.senderDisplayName }), h("time", { datetime: m.createdAt, title: m.createdAt, text: clock(m.createdAt) }),
+          d.plain ? h("span.tag.warn", { title: "sent before this topic was keyed; not end-to-end encrypted", text: "unencrypted" }) : null),
+        d.locked ? h("p.body.locked", {}, h("i.icon-lock", { "aria-hidden": "true" }), "Encrypted — waiting for a member to share the key")
+          : d.broken ? h("p.body.locked", { text: "This message could not be decrypted." })
+            : h("p.body", { "data-testid": "message-body" }, renderBody(d.text))));
+  };
+  const paint = () => {
+    const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+    const seqs = [...msgs.keys()].sort((a, b) => a - b);
+    mount(list, seqs.map((s) => row(msgs.get(s))));
+    if (!seqs.length) list.append(h("li.state.empty", {}, h("strong", { text: "No messages yet" }), h("p", { text: topic.keyed ? "Say hello — it is end-to-end encrypted." : "Your first message keys this topic: from then on it is end-to-end encrypted." })));
+    if (atBottom) scroller.scrollTop = scroller.scrollHeight;
+  };
+  const paintStatus = () => {
+    const waiting = key === "waiting";
+    if (key instanceof Uint8Array) mount(status, h("span.tag.ok", { text: "end-to-end encrypted" }));
+    else if (waiting) mount(status, h("span.tag.warn", { "data-testid": "waiting-key", text: "waiting for a member to share the key" }));
+    else if (key === "unkeyed") mount(status, h("span.tag", { text: "not keyed yet" }));
+    else if (key === "not-member") mount(status, h("span.tag", { text: "join to read" }));
+    if (resealOverridden()) status.append(h("span.tag", { title: "localStorage claudemesh.resealSeconds", text: `re-seal every ${resealMs() / 1000}s (dev setting)` }));
+    const can = topic.joined && !waiting && key !== "not-member" && !ctx.ended && topic.role !== "observer";
+    input.disabled = send.disabled = !can;
+    input.placeholder = waiting ? "Waiting for a member to share the key…" : !topic.joined ? "Join this topic to post" : `Message #${topic.name}`;
+    joinBtn.hidden = topic.joined;
+  };
+  const refreshKey = async () => {
+    const before = key;
+    key = await ctx.keyState(topic);
+    if (before !== key) {
+      paintStatus();
+      paint();
+    }
+  };
+  const loadOlder = async () => {
+    if (loadingOlder || (!hasMore && oldest !== null)) return;
+    loadingOlder = true;
+    const prevH = scroller.scrollHeight;
+    try {
+      const q = oldest ? `?limit=50&before=${oldest}` : "?limit=50";
+      const page = await ctx.call("GET", `/v1/topics/${enc(topic.name)}/messages${q}`);
+      for (const m of page.items) msgs.set(m.seq, m);
+      hasMore = page.hasMore;
+      if (page.items.length) oldest = Math.min(...page.items.map((m) => m.seq));
+      const first = oldest === null || !page.items.length;
+      paint();
+      if (!first) scroller.scrollTop += scroller.scrollHeight - prevH;
+    } catch (e) {
+      toast(e.message, "error");
+    } finally {
+      loadingOlder = false;
+    }
+  };
+  const markRead = () => {
+    clearTimeout(markTimer);
+    markTimer = setTimeout(async () => {
+      const top = Math.max(0, ...msgs.keys());
+      if (!topic.joined || top <= (topic.lastReadSeq || 0) || document.hidden || ctx.ended) return;
+      try {
+        topic.lastReadSeq = (await ctx.call("PATCH", `/v1/topics/${enc(topic.name)}/read`, { seq: top })).lastReadSeq;
+      } catch {
+        /* a read mark is best effort */
+      }
+    }, 800);
+  };
+  // The re-seal cycle: seal for pending members while we hold the key, or
+  // check whether someone has sealed it for us.
+  const cycle = async () => {
+    if (disposed || ctx.ended) return;
+    try {
+      if (key instanceof Uint8Array) {
+        const n = await ctx.reseal(topic.name);
+        if (n) toast(`Shared the #${topic.name} key with ${n} member${n > 1 ? "s" : ""}`);
+      } else if (key === "waiting") await refreshKey();
+    } catch {
+      /* retried next cycle */
+    }
+    cycleTimer = setTimeout(cycle, resealMs());
+  };
+  async function joinTopic() {
+    try {
+      Object.assign(topic, await ctx.call("POST", `/v1/topics/${enc(topic.name)}/join`));
+      await refreshKey();
+      paintStatus();
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  }
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text || send.disabled) return;
+    send.disabled = true;
+    try {
+      const m = await ctx.post(topic, text);
+      key = ctx.keys.get(topic.name) || key;
+      input.value = "";
+      input.style.height = "";
+      msgs.set(m.seq, m);
+      paintStatus();
+      paint();
+      scroller.scrollTop = scroller.scrollHeight;
+      markRead();
+    } catch (ex) {
+      toast(ex.message, "error");
+    } finally {
+      paintStatus();
+      input.focus();
+    }
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  input.addEventListener("input", () => {
+    input.style.height = "";
+    input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
+  });
+  const io = new IntersectionObserver((es) => es.some((x) => x.isIntersecting) && hasMore && loadOlder(), { root: scroller });
+  S.cleanup.push(
+    ctx.on("message", async (m) => {
+      if (m.topic !== topic.name) return;
+      if (m.bodyVersion === 2 && !topic.keyed) {
+        topic.keyed = true;
+        await refreshKey();
+      }
+      msgs.set(m.seq, m);
+      paint();
+      markRead();
+    }),
+    ctx.on("live", () => paintStatus()),
+    () => {
+      disposed = true;
+      io.disconnect();
+      clearTimeout(cycleTimer);
+      clearTimeout(markTimer);
+    });
+  (async () => {
+    try {
+      key = await ctx.keyState(topic);
+    } catch (e) {
+      key = null;
+      toast(e.message, "error");
+    }
+    paintStatus();
+    await loadOlder();
+    scroller.scrollTop = scroller.scrollHeight;
+    io.observe(scroller.querySelector(".sentinel"));
+    markRead();
+    cycle();
+    if (!input.disabled) input.focus();
+  })();
+}
+
+// ---------------- peers ----------------
+async function peersView(ctx, body, r, { S }) {
+  mount(body, loading("Loading peers"));
+  try {
+    const peers = await ctx.list("/v1/peers");
+    ctx.peers.clear(); // presence changes missed while the stream was closed
+    for (const p of peers) ctx.peers.set(p.sessionId, p);
+  } catch (e) {
+    return mount(body, errorBox(e, () => peersView(ctx, body, r, { S })));
+  }
+  const paint = () => {
+    const peers = [...ctx.peers.values()].sort((a, b) => a.displayName.localeCompare(b.displayName));
+    if (!peers.length) {
+      return mount(body, empty("No peers online", "Claude Code sessions appear here, with their status, while they are connected. Join one with `claudemesh join` and start it with `claudemesh launch`."));
+    }
+    mount(body, h("section.page", {}, h("h2", { text: `Peers online (${peers.length})` }),
+      h("ul.peer-list", { "data-testid": "peers" }, peers.map((p) =>
+        h("li.card.peer", {},
+          h("span.status-dot", { "data-status": p.status, title: p.status }),
+          h("div.peer-main", {},
+            h("div.row", {}, h("strong", { text: `@${p.displayName}` }), h("span.tag", { text: p.status }), h("small.muted", { text: `since ${ago(p.statusAt)} · ${p.statusSource}` })),
+            h("p.summary", { text: p.summary || "No summary" }),
+            h("small.muted.mono", { text: `${p.sessionId}${p.cwd ? ` · ${p.cwd}` : ""}` })))))));
+  };
+  paint();
+  S.cleanup.push(ctx.on("presence", paint));
+}
+
+// ---------------- members ----------------
+async function membersView(ctx, body, r, opts) {
+  mount(body, loading("Loading members"));
+  let members;
+  try {
+    members = await ctx.list("/v1/members");
+  } catch (e) {
+    return mount(body, errorBox(e, () => membersView(ctx, body, r, opts)));
+  }
+  const revoke = async (m) => {
+    if (!(await confirmDialog(`Revoke @${m.displayName}?`, "Their keys and sessions stop working at once and their live connections are closed. This cannot be undone.", "Revoke member"))) return;
+    try {
+      await ctx.call("DELETE", `/v1/members/${m.id}`);
+      toast(`Revoked @${m.displayName}`);
+      membersView(ctx, body, r, opts);
+    } catch (e) {
+      toast(e.code === "owner_member" ? "The mesh owner cannot be revoked." : e.message, "error");
+    }
+  };
+  mount(body, h("section.page", {}, h("h2", { text: `Members (${members.length})` }),
+    h("ul.member-list", { "data-testid": "members" }, members.map((m) =>
+      h("li.card.member", { "data-name": m.displayName },
+        h("div.avatar", { "aria-hidden": "true", text: m.displayName.slice(0, 1).toUpperCase() }),
+        h("div.peer-main", {},
+          h("div.row", {}, h("strong", { text: `@${m.displayName}` }), h("span.badge", { text: m.role }), m.id === ctx.m.memberId ? h("span.tag.ok", { text: "you" }) : null,
+            m.userId ? h("span.tag", { text: "person" }) : h("span.tag", { text: "peer" })),
+          h("small.muted.mono", { title: m.pubkey, text: `key ${m.pubkey.slice(0, 16)}… · joined ${ago(m.joinedAt)}` })),
+        ctx.isAdmin && m.id !== ctx.m.memberId ? h("button.btn.danger.small", { type: "button", onclick: () => revoke(m), "data-testid": `revoke-${m.displayName}` }, "Revoke") : null)))));
+}
+
+// ---------------- invites ----------------
+function invitesView(ctx, body, r, { S }) {
+  const out = h("div.invite-out");
+  const listBox = h("div");
+  const form = h("form.card", {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const fd = new FormData(form);
+      const req = { role: fd.get("role"), maxUses: Number(fd.get("maxUses")), expiresInSeconds: Number(fd.get("expires")) };
+      try {
+        const path = `/v1/meshes/${ctx.id}/invites`;
+        const inv = ctx.m.apiKey ? await ctx.call("POST", path, req) : await userCall("POST", path, req);
+        showInvite(inv);
+        if (S.features.inviteList) loadList();
+      } catch (ex) {
+        toast(ex.status === 403 ? "Only admins can invite." : ex.message, "error");
+      }
+    },
+  },
+  h("h2", { text: "Invite people and peers" }),
+  h("div.fields", {},
+    field("Role", h("select", { name: "role" }, h("option", { value: "member" }, "member"), h("option", { value: "admin" }, "admin"))),
+    field("Max uses", h("input", { name: "maxUses", type: "number", min: 1, max: 1000, value: 1, required: true })),
+    field("Expires in", h("select", { name: "expires" }, h("option", { value: 3600 }, "1 hour"), h("option", { value: 86400 }, "1 day"),
+      h("option", { value: 604800, selected: true }, "7 days"), h("option", { value: 2592000 }, "30 days")))),
+  h("button.btn.primary", { type: "submit", disabled: !ctx.isAdmin, "data-testid": "mint-invite" }, "Create invite"),
+  !ctx.isAdmin ? h("p.muted", { text: "Only mesh admins can create invites." }) : null);
+  const showInvite = (inv) => {
+    const link = `${location.origin}/#/join/${inv.token}`;
+    const cli = `claudemesh join ${inv.token}`;
+    const line = (label, value, id) => h("div.copyline", {}, h("span.muted", { text: label }), h("code", { text: value, "data-testid": id }),
+      h("button.btn.small", { type: "button", onclick: () => copy(value) }, "Copy"));
+    mount(out, h("div.card.invite-token", { role: "status" },
+      h("strong", { text: "Invite created — copy it now, it is shown only once." }),
+      line("Browser link", link, "invite-link"), line("Claude Code", cli, "invite-cli"),
+      h("small.muted", { text: `${inv.role} · up to ${inv.maxUses} use${inv.maxUses > 1 ? "s" : ""} · expires ${new Date(inv.expiresAt).toLocaleString()}` })));
+  };
+  // The invite list and revoke arrive with issue #12; they switch on when
+  // the served openapi.yaml has GET /v1/meshes/{id}/invites.
+  const loadList = async () => {
+    mount(listBox, loading("Loading invites"));
+    try {
+      const page = await userCall("GET", `/v1/meshes/${ctx.id}/invites?limit=200`);
+      const items = page.items || [];
+      mount(listBox, h("h2", { text: "Open invites" }), items.length ? h("ul.member-list", {}, items.map((i) =>
+        h("li.card.member", {}, h("div.peer-main", {}, h("strong", { text: `${i.role} · ${i.uses}/${i.maxUses} used` }), h("small.muted", { text: `expires ${ago(i.expiresAt)}` })),
+          S.features.inviteRevoke ? h("button.btn.danger.small", { type: "button", onclick: async () => {
+            if (!(await confirmDialog("Revoke this invite?", "Nobody can join with it any more.", "Revoke invite"))) return;
+            await userCall("DELETE", `/v1/meshes/${ctx.id}/invites/${i.id}`).then(loadList, (e) => toast(e.message, "error"));
+          } }, "Revoke") : null))) : empty("No open invites", "Invites you create appear here until they expire or are used up."));
+    } catch (e) {
+      mount(listBox, errorBox(e, loadList));
+    }
+  };
+  mount(body, h("section.page", {}, form, out, listBox));
+  if (S.features.inviteList && !ctx.m.apiKey) loadList();
+}
+
+// ---------------- notifications ----------------
+async function inboxView(ctx, body, r, opts) {
+  mount(body, loading("Loading notifications"));
+  let items;
+  try {
+    items = (await ctx.call("GET", "/v1/notifications?limit=100")).items;
+  } catch (e) {
+    return mount(body, errorBox(e, () => inboxView(ctx, body, r, opts)));
+  }
+  const preview = (n) => {
+    const key = ctx.keys.get(n.topic);
+    const d = ctx.decrypt(n, key);
+    return d.text ?? "Encrypted — open the topic to read it";
+  };
+  const markRead = async (req) => {
+    try {
+      await ctx.call("POST", "/v1/notifications/read", req);
+      const now = new Date().toISOString();
+      for (const n of items) if (req.upTo || req.ids.includes(n.id)) n.readAt ??= now;
+      ctx.unreadNotifications = items.filter((n) => !n.readAt).length;
+      ctx.emit("notification", null);
+      paint();
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  };
+  const paint = () => {
+    const unread = items.filter((n) => !n.readAt).length;
+    ctx.unreadNotifications = unread;
+    if (!items.length) return mount(body, empty("No notifications", "When someone @mentions you in a topic, it shows up here."));
+    mount(body, h("section.page", {},
+      h("div.page-head", {}, h("h2", { text: `Notifications (${unread} unread)` }), unread ? h("button.btn.small", { type: "button", onclick: () => markRead({ upTo: items[0].id }) }, "Mark all read") : null),
+      h("ul.member-list", { "data-testid": "notifications" }, items.map((n) =>
+        h("li.card.member", { class: n.readAt ? "read" : "unread" },
+          h("div.peer-main", {},
+            h("div.row", {}, h("strong", { text: `@${n.senderDisplayName}` }), h("span.muted", { text: "in" }), h("a", { href: `#/m/${ctx.id}/t/${n.topic}`, text: `#${n.topic}` }), h("small.muted", { text: ago(n.createdAt) })),
+            h("p.summary", { text: preview(n) })),
+          n.readAt ? null : h("button.btn.small", { type: "button", onclick: () => markRead({ ids: [n.id] }) }, "Mark read"))))));
+  };
+  paint();
+  opts.S.cleanup.push(ctx.on("notification", (n) => {
+    if (n) {
+      items.unshift(n);
+      paint();
+    }
+  }));
+}
+
+// ---------------- cross-mesh inbox (issue #12) ----------------
+// Switched on when the served contract has GET /v1/me/notifications: the
+// user's mentions across every mesh, read with the user token. Bodies stay
+// encrypted here; each links to its topic, where the mesh's key opens it.
+export async function crossMeshInbox(shell) {
+  const body = h("section.page", {}, loading("Loading your inbox"));
+  shell(null, body);
+  try {
+    const page = await userCall("GET", "/v1/me/notifications?limit=100");
+    const items = page.items || [];
+    if (!items.length) return mount(body, empty("Nothing for you", "Mentions from every mesh you belong to show up here."));
+    mount(body, h("h1", { text: "Inbox" }), h("ul.member-list", {}, items.map((n) =>
+      h("li.card.member", { class: n.readAt ? "read" : "unread" },
+        h("div.peer-main", {},
+          h("div.row", {}, h("strong", { text: `@${n.senderDisplayName}` }), h("span.muted", { text: "in" }),
+            h("a", { href: `#/m/${n.meshId}/t/${n.topic}`, text: `${n.meshName || ""} #${n.topic}` }), h("small.muted", { text: ago(n.createdAt) })),
+          h("p.summary.muted", { text: "Encrypted — open the topic to read it" }))))));
+  } catch (e) {
+    mount(body, errorBox(e, () => crossMeshInbox(shell)));
+  }
+}
