@@ -166,6 +166,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		if ok {
 			allowed++
+			t.Logf("expected console error (%s, %s): %s %s", e.Who, e.Phase, e.Text, e.URL)
 			continue
 		}
 		t.Errorf("console error (%s, %s): %s %s", e.Who, e.Phase, e.Text, e.URL)

@@ -330,9 +330,21 @@ try {
   await grace.page.fill("[data-testid=composer]", reply);
   await grace.page.keyboard.press("Enter");
   await ada.page.waitForSelector(`li.msg[data-epoch="2"] [data-testid=message-body] >> text=${reply}`, { timeout: 15000 });
-  await grace.page.reload(); // a fresh page opens both epochs' seals
-  await grace.page.waitForSelector(`li.msg[data-epoch="1"] [data-testid=message-body] >> text=Canary is green`);
-  await grace.page.waitForSelector(`li.msg[data-epoch="2"] [data-testid=message-body] >> text=${reply}`);
+
+  step("ada starts a new key by hand (rotate-key); grace's next post claims it and her re-seal cycle shares it with ada");
+  await ada.page.click("[data-testid=rotate-key]");
+  await ada.page.click("[data-testid=confirm]");
+  await ada.page.waitForSelector("[data-testid=new-epoch]");
+  await grace.page.waitForSelector("[data-testid=new-epoch]"); // her cycle re-reads the topic
+  const epoch3 = "Epoch three, keyed from grace's browser";
+  await grace.page.fill("[data-testid=composer]", epoch3);
+  await grace.page.keyboard.press("Enter");
+  await grace.page.waitForSelector(`li.msg[data-epoch="3"] [data-testid=message-body] >> text=${epoch3}`);
+  await ada.page.waitForSelector(`li.msg[data-epoch="3"] [data-testid=message-body] >> text=${epoch3}`, { timeout: 20000 });
+  await grace.page.reload(); // a fresh page opens every epoch's seal
+  for (const [epoch, text] of [[1, "Canary is green"], [2, reply], [3, epoch3]]) {
+    await grace.page.waitForSelector(`li.msg[data-epoch="${epoch}"] [data-testid=message-body] >> text=${text}`);
+  }
 
   step("ada renames the mesh");
   await ada.page.goto(`${BASE}/#/`);
@@ -359,7 +371,7 @@ try {
   await grace.page.waitForSelector("[data-testid=stream-ended][data-reason=mesh_archived] >> text=This mesh was archived", { timeout: 20000 });
   if (!(await grace.page.locator("[data-testid=composer]").isDisabled())) throw new Error("composer still enabled after archiving");
 
-  say({ done: true, ok: true, sealMs, plaintexts: [first, second, "Thanks @ada, watching the dashboards", mention, ...Array.from({ length: 55 }, (_, i) => `build ${i + 1} passed`), rotated, reply], consoleErrors, requests });
+  say({ done: true, ok: true, sealMs, plaintexts: [first, second, "Thanks @ada, watching the dashboards", mention, ...Array.from({ length: 55 }, (_, i) => `build ${i + 1} passed`), rotated, reply, epoch3], consoleErrors, requests });
 } catch (e) {
   // What each page showed when the run failed, for whoever reads the log.
   const dir = mkdtempSync(join(tmpdir(), "claudemesh-browser-"));

@@ -180,5 +180,6 @@ export function parseContract(text) {
     archive: ops.has("POST /v1/meshes/{}/archive"),
     inbox: ops.has("GET /v1/me/notifications") && ops.has("POST /v1/me/notifications/read"),
     myTopics: ops.has("GET /v1/me/topics") && ops.has("PATCH /v1/me/topics/{}/read"),
+    rotateKey: ops.has("POST /v1/topics/{}/rotate-key"),
   };
 }

@@ -110,11 +110,14 @@ function chatView(ctx, pane, topic, { S }) {
   const send = h("button.btn.primary", { type: "submit" }, "Send");
   const form = h("form.composer", {}, input, send);
   const joinBtn = h("button.btn.primary", { type: "button", hidden: topic.joined, onclick: joinTopic }, `Join #${topic.name}`);
+  // A mesh admin or the topic's lead may start a new key epoch by hand
+  // (POST …/rotate-key), e.g. after a device was lost.
+  const rotateBtn = S.features.rotateKey ? h("button.btn.ghost.small", { type: "button", hidden: true, onclick: rotateKey, "data-testid": "rotate-key" }, "New key") : null;
   mount(pane,
     h("div.chat-head", {},
       h("a.btn.ghost.small.mobile-only", { href: `#/m/${ctx.id}/t` }, "← Topics"),
       h("div", {}, h("h2", { text: `#${topic.name}` }), topic.description ? h("small.muted", { text: topic.description }) : null),
-      h("div.spacer"), status),
+      h("div.spacer"), status, rotateBtn),
     scroller, joinBtn, form);
   const msgs = new Map(); // seq → message
   // state: what keyState says about the topic's current key epoch; older
@@ -179,6 +182,7 @@ function chatView(ctx, pane, topic, { S }) {
     input.disabled = send.disabled = !can;
     input.placeholder = waiting ? "Waiting for a member to share the key…" : !topic.joined ? "Join this topic to post" : `Message #${topic.name}`;
     joinBtn.hidden = topic.joined;
+    if (rotateBtn) rotateBtn.hidden = !(state === "ready" && (ctx.isAdmin || topic.role === "lead") && !ctx.ended);
   };
   // openKeys brings the keys for what is on screen: the current epoch's
   // (or why not) and those of older epochs that messages were written with.
@@ -249,6 +253,19 @@ function chatView(ctx, pane, topic, { S }) {
     status.dataset.cycles = String(Number(status.dataset.cycles || 0) + 1); // for tests: the duty has run
     if (!disposed) cycleTimer = setTimeout(cycle, resealMs());
   };
+  async function rotateKey() {
+    if (!(await confirmDialog(`New key for #${topic.name}?`, "Messages from now on use a fresh key, which the next message sets and key holders share with the topic's members. Older messages keep opening with their own key.", "Start a new key"))) return;
+    try {
+      // Only the key fields: the broker's answer does not carry the
+      // caller's topic membership (joined/role read false/null).
+      const t = await ctx.call("POST", `/v1/topics/${enc(topic.name)}/rotate-key`);
+      Object.assign(topic, { keyed: t.keyed, keyEpoch: t.keyEpoch, keyPubkey: t.keyPubkey });
+      await openKeys();
+      paintStatus();
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  }
   async function joinTopic() {
     try {
       Object.assign(topic, await ctx.call("POST", `/v1/topics/${enc(topic.name)}/join`));
