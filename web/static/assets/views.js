@@ -89,10 +89,14 @@ async function topicsView(ctx, body, r, { S, go }) {
   paintSide();
   S.cleanup.push(ctx.on("message", (m) => {
     const t = topics.find((x) => x.name === m.topic);
-    if (t && t.joined && m.topic !== open && m.senderMemberId !== ctx.m.memberId) {
+    if (!t) return;
+    let changed = false;
+    if (m.bodyVersion === 2 && !t.keyed) changed = t.keyed = true; // the first post keyed it
+    if (t.joined && m.topic !== open && m.senderMemberId !== ctx.m.memberId) {
       t.unread = (t.unread || 0) + 1;
-      paintSide();
+      changed = true;
     }
+    if (changed) paintSide();
   }));
   if (!open) return;
   const topic = topics.find((t) => t.name === open);
