@@ -361,13 +361,37 @@ try {
   await ada.page.click("form.auth button[type=submit]");
   await ada.page.waitForSelector("[data-testid=mesh-card] >> text=Platform Crew");
 
+  if (await ada.page.locator("[data-testid=leave-mesh]").count()) throw new Error("the mesh owner is offered Leave");
+
+  step("grace joins a second mesh and leaves it");
+  await ada.page.fill("input[name=name]", "Side Project");
+  await ada.page.click("text=Create mesh");
+  await ada.page.waitForSelector(".topic[aria-current=page] >> text=general");
+  await ada.page.click("a.tab >> text=Invites");
+  await ada.page.click("[data-testid=mint-invite]");
+  const sideLink = await ada.page.textContent("[data-testid=invite-link]");
+  await grace.page.goto(sideLink);
+  await grace.page.waitForSelector("h1 >> text=Join Side Project");
+  await grace.page.click("[data-testid=join-submit]");
+  await grace.page.waitForSelector(".topic[aria-current=page] >> text=general");
+  await grace.page.goto(`${BASE}/#/`);
+  await grace.page.locator("[data-testid=mesh-card]", { hasText: "Side Project" }).locator("[data-testid=leave-mesh]").click();
+  await grace.page.click("[data-testid=confirm]");
+  await grace.page.waitForSelector("text=You left Side Project");
+  await grace.page.waitForSelector("[data-testid=mesh-card] >> text=Side Project", { state: "detached" });
+  await grace.page.waitForSelector("[data-testid=mesh-card] >> text=Platform Crew");
+
   // ---- archiving ends grace's stream, with the reason in words ----
   step("ada archives the mesh; grace's page says it was archived");
+  await grace.page.goto(`${BASE}/#/m/${meshId}/t/general`);
+  await waitBody(grace.page, "Canary is green");
   await grace.page.waitForSelector(".live-dot[data-state=live]");
+  await ada.page.goto(`${BASE}/#/`);
   phase = "archived";
-  await ada.page.click("[data-testid=archive-mesh]");
+  await ada.page.locator("[data-testid=mesh-card]", { hasText: "Platform Crew" }).locator("[data-testid=archive-mesh]").click();
   await ada.page.click("[data-testid=confirm]");
-  await ada.page.waitForSelector("text=No meshes yet");
+  await ada.page.waitForSelector("[data-testid=mesh-card] >> text=Platform Crew", { state: "detached" });
+  await ada.page.waitForSelector("[data-testid=mesh-card] >> text=Side Project");
   await grace.page.waitForSelector("[data-testid=stream-ended][data-reason=mesh_archived] >> text=This mesh was archived", { timeout: 20000 });
   if (!(await grace.page.locator("[data-testid=composer]").isDisabled())) throw new Error("composer still enabled after archiving");
 

@@ -127,8 +127,10 @@ function authView(r) {
 // member. Unread counts across meshes come from GET /v1/me/topics.
 export async function loadMeshes() {
   const me = await api.userCall("GET", "/v1/me");
-  // The meshes the user owns (GET /v1/meshes): an owner archives, never leaves.
-  const owned = S.features.leave ? new Set((await api.userCall("GET", "/v1/meshes?limit=200")).items.map((x) => x.id)) : new Set();
+  // The meshes the user owns (ownerUserId in GET /v1/meshes, which also
+  // lists the meshes the user belongs to): an owner archives, never leaves.
+  const uid = api.auth.user.id;
+  const owned = S.features.leave ? new Set((await api.userCall("GET", "/v1/meshes?limit=200")).items.filter((x) => x.ownerUserId === uid).map((x) => x.id)) : new Set();
   const byId = new Map();
   for (const m of me.memberships) if (!byId.has(m.meshId)) byId.set(m.meshId, { ...m, owner: owned.has(m.meshId) });
   S.meshes = [...byId.values()].sort((a, b) => a.meshName.localeCompare(b.meshName));
