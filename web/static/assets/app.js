@@ -136,9 +136,12 @@ export async function loadMeshes() {
   S.meshes = [...byId.values()].sort((a, b) => a.meshName.localeCompare(b.meshName));
   for (const [id, c] of S.ctx) {
     const m = byId.get(id);
-    if (m) c.m.meshName = m.meshName; // a rename
-    else if (!c.ended) {
-      c.stopLive(); // left, revoked or archived: mint no more sessions for it
+    if (m && !c.ended) c.m.meshName = m.meshName; // a rename
+    else if (m || !c.ended) {
+      // Gone (left, revoked, archived): mint no more sessions for it. Or
+      // joined again after an end: start afresh. An ended mesh that is
+      // gone keeps its context, so its page still says why it ended.
+      c.stopLive();
       S.ctx.delete(id);
     }
   }

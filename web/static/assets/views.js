@@ -1,6 +1,7 @@
 // views.js — the views inside one mesh: topics and the encrypted chat,
 // peers, members, invites and notifications.
-import { userCall } from "./api.js";
+import { auth, userCall } from "./api.js";
+import * as store from "./store.js";
 import { endWords, resealMs, resealOverridden } from "./mesh.js";
 import { h, mount, loading, empty, errorBox, toast, confirmDialog, formDialog, field, ago, clock, copy } from "./ui.js";
 
@@ -603,9 +604,14 @@ export async function crossMeshInbox(shell, { S, meshCtx }) {
           : empty("Nothing for you", "Mentions from every mesh you belong to show up here.")));
   };
   paint();
-  // Open what this browser can: the keys of each mesh it holds an identity for.
+  // Open what this browser can: the keys of each mesh it already holds an
+  // identity for. (Opening a mesh in a browser without one registers a new
+  // key for the member, which reading the inbox must not do.)
+  const uid = auth.user.id;
   for (const meshId of new Set(items.filter((n) => n.bodyVersion === 2).map((n) => n.meshId))) {
     try {
+      const mine = new Set(items.filter((n) => n.meshId === meshId).map((n) => n.memberId));
+      if (!S.ctx.has(meshId) && !(await Promise.all([...mine].map((id) => store.getIdentity(uid, meshId, id)))).some(Boolean)) continue;
       const c = await meshCtx(meshId);
       if (!c) continue;
       await c.openKeysFor(items.filter((n) => n.meshId === meshId));
