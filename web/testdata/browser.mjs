@@ -65,6 +65,13 @@ async function signup(page, name, email) {
 // Screenshots wait for passing toasts to go (they last 4 s).
 const noToasts = (page) => page.waitForFunction(() => !document.querySelector(".toast"), null, { timeout: 6000 });
 const bodies = (page) => page.locator("[data-testid=message-body]").allTextContents();
+// send types a message and presses Enter once the previous send is done
+// (its message may come back over the stream before the post answers).
+async function send(page, text) {
+  await page.waitForSelector("form.composer button[type=submit]:not([disabled])");
+  await page.fill("[data-testid=composer]", text);
+  await page.keyboard.press("Enter");
+}
 async function waitBody(page, text, timeout = 20000) {
   await page.locator("[data-testid=message-body]", { hasText: text }).first().waitFor({ timeout });
 }
@@ -120,8 +127,7 @@ try {
   await ada.page.goto(`${BASE}/#/m/${meshId}/t/general`);
   await ada.page.waitForSelector("[data-testid=key-state][data-cycles] >> text=not keyed yet"); // its first re-seal cycle is over
   const first = "Deploy window opens at 14:00, @grace please watch the canary";
-  await ada.page.fill("[data-testid=composer]", first);
-  await ada.page.keyboard.press("Enter");
+  await send(ada.page, first);
   await waitBody(ada.page, "Deploy window opens");
   await ada.page.waitForSelector("[data-testid=key-state] >> text=end-to-end encrypted");
 
@@ -147,11 +153,9 @@ try {
 
   step("ada posts again; grace sees it live");
   const second = "Canary is green, rolling out to 100% now";
-  await ada.page.fill("[data-testid=composer]", second);
-  await ada.page.keyboard.press("Enter");
+  await send(ada.page, second);
   await waitBody(grace.page, "Canary is green", 15000);
-  await grace.page.fill("[data-testid=composer]", "Thanks @ada, watching the dashboards");
-  await grace.page.keyboard.press("Enter");
+  await send(grace.page, "Thanks @ada, watching the dashboards");
   await waitBody(ada.page, "watching the dashboards", 15000);
 
   step("notifications: grace was mentioned");
@@ -178,8 +182,7 @@ try {
   await grace.page.goto(`${BASE}/#/`);
   await ada.page.goto(`${BASE}/#/m/${meshId}/t/general`);
   const mention = "@grace can you check the canary logs before 15:00?";
-  await ada.page.fill("[data-testid=composer]", mention);
-  await ada.page.keyboard.press("Enter");
+  await send(ada.page, mention);
   await waitBody(ada.page, "check the canary logs");
   await grace.page.reload();
   await grace.page.waitForSelector("[data-testid=mesh-card] [data-testid=mesh-unread] >> text=1");
@@ -222,8 +225,7 @@ try {
   await ada.page.click("dialog button[value=ok]");
   await ada.page.waitForSelector(".topic[aria-current=page] >> text=deploys");
   for (let i = 1; i <= 55; i++) {
-    await ada.page.fill("[data-testid=composer]", `build ${i} passed`);
-    await ada.page.keyboard.press("Enter");
+    await send(ada.page, `build ${i} passed`);
     await waitBody(ada.page, `build ${i} passed`);
   }
   await grace.page.goto(`${BASE}/#/m/${meshId}/t/deploys`);
@@ -320,15 +322,13 @@ try {
   await ada.page.waitForSelector("[data-testid=new-epoch]");
   await waitBody(ada.page, "Canary is green");
   const rotated = "Rotated: linus is out, new key from here on";
-  await ada.page.fill("[data-testid=composer]", rotated);
-  await ada.page.keyboard.press("Enter");
+  await send(ada.page, rotated);
   await ada.page.waitForSelector(`li.msg[data-epoch="2"] >> text=${rotated}`);
   await ada.page.waitForSelector("[data-testid=key-state] >> text=end-to-end encrypted");
   await grace.page.waitForSelector(`li.msg[data-epoch="2"] [data-testid=message-body] >> text=${rotated}`, { timeout: 20000 });
   await grace.page.waitForSelector(`li.msg[data-epoch="1"] [data-testid=message-body] >> text=Canary is green`);
   const reply = "Got the new key, all quiet here";
-  await grace.page.fill("[data-testid=composer]", reply);
-  await grace.page.keyboard.press("Enter");
+  await send(grace.page, reply);
   await ada.page.waitForSelector(`li.msg[data-epoch="2"] [data-testid=message-body] >> text=${reply}`, { timeout: 15000 });
 
   step("ada starts a new key by hand (rotate-key); grace's next post claims it and her re-seal cycle shares it with ada");
@@ -337,8 +337,7 @@ try {
   await ada.page.waitForSelector("[data-testid=new-epoch]");
   await grace.page.waitForSelector("[data-testid=new-epoch]"); // her cycle re-reads the topic
   const epoch3 = "Epoch three, keyed from grace's browser";
-  await grace.page.fill("[data-testid=composer]", epoch3);
-  await grace.page.keyboard.press("Enter");
+  await send(grace.page, epoch3);
   await grace.page.waitForSelector(`li.msg[data-epoch="3"] [data-testid=message-body] >> text=${epoch3}`);
   await ada.page.waitForSelector(`li.msg[data-epoch="3"] [data-testid=message-body] >> text=${epoch3}`, { timeout: 20000 });
   await grace.page.reload(); // a fresh page opens every epoch's seal
