@@ -172,6 +172,23 @@ try {
   await grace.page.goto(`${BASE}/#/m/${meshId}/t/general`);
   await waitBody(grace.page, "Canary is green");
 
+  step("a stream end that says reconnect: the page says why, backs off and resumes");
+  await grace.page.waitForSelector(".live-dot[data-state=live]");
+  let ends = 1;
+  const streamRoute = /\/stream\?/;
+  await grace.ctx.route(streamRoute, (route) => (ends-- > 0
+    ? route.fulfill({ status: 200, headers: { "content-type": "text/event-stream", "cache-control": "no-store" },
+      body: 'retry: 3000\nevent: end\ndata: {"reason":"server_shutdown","reconnect":true}\n\n' })
+    : route.continue()));
+  await grace.page.goto(`${BASE}/#/`); // leaving the mesh closes its stream
+  await grace.page.goto(`${BASE}/#/m/${meshId}/t/general`);
+  await grace.page.waitForSelector("[data-testid=live-banner][data-reason=server_shutdown] >> text=The server is restarting. Reconnecting to live updates");
+  await grace.page.waitForSelector(".live-dot[data-state=live]");
+  await grace.page.waitForSelector("[data-testid=live-banner]", { state: "hidden" });
+  await grace.ctx.unroute(streamRoute);
+  const resumes = requests.filter((r) => r.who === "grace" && new URL(r.url).pathname === "/stream" && new URL(r.url).searchParams.has("since"));
+  if (resumes.length < 2) throw new Error("the stream was not resumed with ?since= after the end");
+
   step("peers: a status change arrives live");
   await ada.page.click("a.tab >> text=Peers");
   await ada.page.waitForSelector("[data-testid=peers] >> text=running the test suite");
