@@ -174,20 +174,23 @@ try {
 
   step("a stream end that says reconnect: the page says why, backs off and resumes");
   await grace.page.waitForSelector(".live-dot[data-state=live]");
-  let ends = 1;
+  // Each of these ends the next stream connection once, as the broker would.
+  const ends = [{ reason: "server_shutdown", reconnect: true }, { reason: "credential_expired", reconnect: false }];
   const streamRoute = /\/stream\?/;
-  await grace.ctx.route(streamRoute, (route) => (ends-- > 0
+  await grace.ctx.route(streamRoute, (route) => (ends.length
     ? route.fulfill({ status: 200, headers: { "content-type": "text/event-stream", "cache-control": "no-store" },
-      body: 'retry: 3000\nevent: end\ndata: {"reason":"server_shutdown","reconnect":true}\n\n' })
+      body: `retry: 3000\nevent: end\ndata: ${JSON.stringify(ends.shift())}\n\n` })
     : route.continue()));
   await grace.page.goto(`${BASE}/#/`); // leaving the mesh closes its stream
   await grace.page.goto(`${BASE}/#/m/${meshId}/t/general`);
   await grace.page.waitForSelector("[data-testid=live-banner][data-reason=server_shutdown] >> text=The server is restarting. Reconnecting to live updates");
+  // An expired member session is renewed, not the end of the stream.
+  await grace.page.waitForSelector("[data-testid=live-banner][data-reason=credential_expired] >> text=Your session for this mesh expired. Reconnecting");
   await grace.page.waitForSelector(".live-dot[data-state=live]");
   await grace.page.waitForSelector("[data-testid=live-banner]", { state: "hidden" });
   await grace.ctx.unroute(streamRoute);
   const resumes = requests.filter((r) => r.who === "grace" && new URL(r.url).pathname === "/stream" && new URL(r.url).searchParams.has("since"));
-  if (resumes.length < 2) throw new Error("the stream was not resumed with ?since= after the end");
+  if (resumes.length < 3) throw new Error("the stream was not resumed with ?since= after the end");
 
   step("peers: a status change arrives live");
   await ada.page.click("a.tab >> text=Peers");
