@@ -299,26 +299,30 @@ try {
   }
 
   // ---- invites: list, revoke, and a join with a revoked invite ----
-  step("invites: the list shows uses; ada revokes a fresh invite");
+  step("invites: linus opens a fresh invite, ada revokes it from the list, and his join is refused in words");
   await ada.page.goto(`${BASE}/#/m/${meshId}/invites`);
   await ada.page.waitForSelector(`[data-testid=invites] [data-prefix="${token.slice(0, 10)}"] >> text=2 of 5 used`);
   await ada.page.click("[data-testid=mint-invite]");
   const revokedLink = await ada.page.textContent("[data-testid=invite-link]");
   const revokedPrefix = revokedLink.split("#/join/")[1].slice(0, 10);
+  const linus = await newUser("linus");
+  await signup(linus.page, "Linus", "linus@example.com");
+  await linus.page.goto(revokedLink);
+  await linus.page.waitForSelector("h1 >> text=Join Platform Team"); // the preview: still good
   await ada.page.click(`[data-testid="revoke-invite-${revokedPrefix}"]`);
   await ada.page.click("[data-testid=confirm]");
   await ada.page.waitForSelector(`[data-prefix="${revokedPrefix}"][data-state=revoked]`);
-
-  step("linus tries the revoked invite and is told so; the first invite lets him in");
-  const linus = await newUser("linus");
-  await signup(linus.page, "Linus", "linus@example.com");
   phase = "revoked-invite";
-  await linus.page.goto(revokedLink);
-  await linus.page.waitForSelector("[data-testid=join-error] >> text=This invite was revoked");
+  await linus.page.click("[data-testid=join-submit]");
+  await linus.page.waitForSelector("[data-testid=join-error] >> text=This invite was revoked by an admin of the mesh");
   if (!(await linus.page.locator("[data-testid=join-submit]").isDisabled())) throw new Error("join stays enabled with a revoked invite");
+  await linus.page.reload(); // opened afresh, the preview says so at once
+  await linus.page.waitForSelector("[data-testid=join-error] >> text=This invite was revoked by an admin of the mesh");
   phase = "main";
+
+  step("the first invite lets linus in");
   await linus.page.goto(link);
-  await linus.page.waitForSelector("text=Join Platform Team");
+  await linus.page.waitForSelector("h1 >> text=Join Platform Team");
   await linus.page.click("[data-testid=join-submit]");
   await linus.page.waitForSelector(".topic[aria-current=page] >> text=general");
   await linus.page.waitForSelector(".live-dot[data-state=live]");
