@@ -339,9 +339,12 @@ export class MeshCtx {
       }
       this.closeES();
       if (end.reconnect) return this.retryLater(end.reason); // a restart or an outage: resume with ?since=
-      if (end.reason === "credential_expired") {
+      if (end.reason === "credential_expired" && Date.now() - (this.live.renewedAt || 0) > 60000) {
         // Our member session ran out: mint a new one and resume. If the
-        // membership is gone, minting fails and the stream ends for good.
+        // membership is gone, minting fails and the stream ends for good;
+        // a fresh session expiring again within a minute (a clock far
+        // off) ends it too, rather than reconnecting in a loop.
+        this.live.renewedAt = Date.now();
         this.session = null;
         return this.retryLater(end.reason);
       }
