@@ -157,11 +157,6 @@ func (t *tailer) note(format string, args ...any) {
 	fmt.Fprintf(t.errOut, format+"\n", args...)
 }
 
-// streamEnded is the broker's `event: end`: access lost or key revoked.
-type streamEnded struct{ reason string }
-
-func (e *streamEnded) Error() string { return "the broker ended the stream: " + e.reason }
-
 // follow reads the topic's SSE stream until ctx ends, reconnecting after
 // every break with Last-Event-ID = the newest seq printed.
 func (t *tailer) follow(ctx context.Context) error {
@@ -212,7 +207,14 @@ func (t *tailer) follow(ctx context.Context) error {
 				t.note("reconnected; resumed after seq %d", t.lastSeq)
 			}
 		case "end":
-			ended = &streamEnded{reason: string(ev.Data)}
+			// Shutdown, revocation or lost access: reconnecting tells them
+			// apart (a refusal then is final), without parsing the reason.
+			var end struct {
+				Reason string `json:"reason"`
+			}
+			_ = json.Unmarshal(ev.Data, &end)
+			broken = true
+			t.note("the broker ended the stream (%s); reconnecting…", end.Reason)
 		}
 	}
 	for {
@@ -222,10 +224,6 @@ func (t *tailer) follow(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case ended != nil:
-			var se *streamEnded
-			if errors.As(ended, &se) {
-				return &peer.APIError{Status: http.StatusForbidden, Problem: client.Problem{Code: "stream_ended", Title: ended.Error()}}
-			}
 			return ended
 		case err != nil:
 			var pe *backoff.PermanentError
@@ -234,7 +232,7 @@ func (t *tailer) follow(ctx context.Context) error {
 			}
 			return err
 		}
-		// A clean end of the response (the broker closed it): resume.
+		// The broker closed the response: resume.
 		if !broken {
 			broken = true
 			t.note("stream closed by the broker; reconnecting…")
