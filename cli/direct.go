@@ -98,8 +98,8 @@ until it is idle.`,
 				return frameError(ack)
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"to": ack.To, "ids": ack.IDs, "replayed": ack.Replayed != nil && *ack.Replayed,
-					"skipped": ack.Skipped, "missing": ack.Missing})
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"to": ack.To, "ids": nonNil(ack.IDs), "replayed": ack.Replayed != nil && *ack.Replayed,
+					"skipped": nonNil(ack.Skipped), "missing": nonNil(ack.Missing)})
 			}
 			if to == "*" {
 				fmt.Fprintf(cmd.OutOrStdout(), "sent to %d peer(s)\n", len(ack.IDs))
@@ -288,4 +288,12 @@ func (ib *inbox) print(f *ws.Frame) error {
 	}
 	_, err := fmt.Fprintf(out, "%-8s @%s%s: %s\n", v.CreatedAt.Local().Format("15:04:05"), v.From, prio, body)
 	return err
+}
+
+// nonNil keeps --json arrays arrays.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
