@@ -221,7 +221,7 @@ func (h *home) run(args ...string) (string, string, int) {
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)
 		if !ok {
-			h.t.Fatalf("claudemesh %v: %v", args, err)
+			return out.String(), err.Error(), -1
 		}
 		code = ee.ExitCode()
 	}
@@ -323,4 +323,36 @@ func randomWord() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// each runs fn(i) for i in [from, to) on four goroutines and fails the
+// test with every message fn returned.
+func each(t *testing.T, from, to int, fn func(i int) string) {
+	t.Helper()
+	next := make(chan int)
+	msgs := make(chan string, to-from)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if m := fn(i); m != "" {
+					msgs <- m
+				}
+			}
+		}()
+	}
+	for i := from; i < to; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(msgs)
+	for m := range msgs {
+		t.Error(m)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
 }
