@@ -128,7 +128,7 @@ func defaultHint(err error) string {
 	var ne *peer.NetworkError
 	switch {
 	case errors.As(err, &ne):
-		return "is the broker running? check the server with `claudemesh whoami`"
+		return "is the broker running there? `claudemesh list` shows each mesh's server"
 	case errors.Is(err, peer.ErrNoMesh):
 		return "join one with `claudemesh join <invite> --server URL`"
 	case errors.As(err, &ae):

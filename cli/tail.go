@@ -259,6 +259,7 @@ func (r rawResponse) GetBody() []byte { return r.body }
 func (t *tailer) resealLoop(ctx context.Context, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	var lastErr string // say each distinct failure once, not every cycle
 	for {
 		key, ok, err := t.key.refresh(ctx, t.s, t.topic)
 		if err == nil && ok {
@@ -268,8 +269,12 @@ func (t *tailer) resealLoop(ctx context.Context, interval time.Duration) {
 				t.note("sealed #%s's key for @%s", t.topic, strings.Join(names, ", @"))
 			}
 		}
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err != nil && ctx.Err() == nil && err.Error() != lastErr:
+			lastErr = err.Error()
 			t.note("re-seal: %v", err)
+		case err == nil:
+			lastErr = ""
 		}
 		select {
 		case <-ctx.Done():
