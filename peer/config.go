@@ -204,7 +204,7 @@ func (c *Config) Select(sel string) (*Mesh, error) {
 		}
 	}
 	if found == nil {
-		return nil, fmt.Errorf("%w called %q: see `claudemesh list`", ErrNoMesh, sel)
+		return nil, fmt.Errorf("no joined mesh is called %q: see `claudemesh list`", sel)
 	}
 	return found, nil
 }
