@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/claudemesh/claudemesh-go/client"
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
@@ -142,9 +143,10 @@ func (s *session) reseal(ctx context.Context, topic string, key [meshcrypto.Topi
 
 // keyHolder is a topic key that may arrive later (after someone seals it).
 type keyHolder struct {
-	mu  sync.Mutex
-	key [meshcrypto.TopicKeySize]byte
-	ok  bool
+	mu      sync.Mutex
+	key     [meshcrypto.TopicKeySize]byte
+	ok      bool
+	lastTry time.Time // the last fetch, so a pending backlog is not one GET per message
 }
 
 func (h *keyHolder) get() ([meshcrypto.TopicKeySize]byte, bool) {
@@ -159,11 +161,16 @@ func (h *keyHolder) set(k [meshcrypto.TopicKeySize]byte) {
 	h.key, h.ok = k, true
 }
 
-// refresh fetches the key if it is not held yet.
-func (h *keyHolder) refresh(ctx context.Context, s *session, topic string) ([meshcrypto.TopicKeySize]byte, bool, error) {
-	if k, ok := h.get(); ok {
-		return k, true, nil
+// refresh fetches the key if it is not held yet and the last fetch was
+// at least minGap ago.
+func (h *keyHolder) refresh(ctx context.Context, s *session, topic string, minGap time.Duration) ([meshcrypto.TopicKeySize]byte, bool, error) {
+	h.mu.Lock()
+	if h.ok || time.Since(h.lastTry) < minGap {
+		defer h.mu.Unlock()
+		return h.key, h.ok, nil
 	}
+	h.lastTry = time.Now()
+	h.mu.Unlock()
 	k, ok, err := s.topicKey(ctx, topic)
 	if err != nil || !ok {
 		return k, false, err

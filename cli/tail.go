@@ -105,7 +105,7 @@ type tailer struct {
 // start fetches the key and prints the backlog; lastSeq is where the
 // stream resumes from (0 with no backlog: the stream starts live).
 func (t *tailer) start(ctx context.Context, backlog int) error {
-	if _, _, err := t.key.refresh(ctx, t.s, t.topic); err != nil {
+	if _, _, err := t.key.refresh(ctx, t.s, t.topic, 0); err != nil {
 		return topicHint(err, t.topic)
 	}
 	limit := max(backlog, 1)
@@ -136,8 +136,8 @@ func (t *tailer) show(ctx context.Context, m *client.Message) error {
 	}
 	key, ok := t.key.get()
 	if !ok && m.BodyVersion == client.MessageBodyVersionN2 {
-		// Someone may have sealed for us since: look once per such message.
-		key, ok, _ = t.key.refresh(ctx, t.s, t.topic)
+		// Someone may have sealed for us since: look again, at most once a second.
+		key, ok, _ = t.key.refresh(ctx, t.s, t.topic, time.Second)
 	}
 	v := viewMessage(m, key, ok)
 	t.lastSeq = m.Seq
@@ -261,7 +261,7 @@ func (t *tailer) resealLoop(ctx context.Context, interval time.Duration) {
 	defer tick.Stop()
 	var lastErr string // say each distinct failure once, not every cycle
 	for {
-		key, ok, err := t.key.refresh(ctx, t.s, t.topic)
+		key, ok, err := t.key.refresh(ctx, t.s, t.topic, 0)
 		if err == nil && ok {
 			var names []string
 			names, err = t.s.reseal(ctx, t.topic, key)
