@@ -305,3 +305,47 @@ func TestDirectSendInbox(t *testing.T) {
 		t.Errorf("a drained inbox printed %q", out)
 	}
 }
+
+// TestRevokedMemberTailAndInboxExitTwo: a running tail and inbox --follow
+// of a member who is revoked end with exit 2 (the broker refused), not a
+// reconnect loop.
+func TestRevokedMemberTailAndInboxExitTwo(t *testing.T) {
+	b := startBroker(t)
+	inv := b.invites(2)
+	a := newHome(t)
+	bob := newHome(t)
+	a.must("join", inv[0], "--server", b.url, "--name", "alice")
+	out := bob.must("join", inv[1], "--server", b.url, "--name", "bob", "--json")
+	var joined struct {
+		MemberID string `json:"memberId"`
+	}
+	if err := json.Unmarshal([]byte(out), &joined); err != nil || joined.MemberID == "" {
+		t.Fatalf("join --json: %q %v", out, err)
+	}
+	a.must("topic", "post", "general", "hello")
+	tail := bob.start("topic", "tail", "general", "--json", "--no-reseal")
+	waitLine(t, tail, time.Minute, func(v tailLine) bool { return v.Seq > 0 })
+	inbox := bob.start("inbox", "--follow")
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(a.must("peers", "--json"), `"displayName":"bob"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("B's inbox never came online")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	b.revoke(joined.MemberID)
+	for name, p := range map[string]*proc{"tail": tail, "inbox": inbox} {
+		select {
+		case <-p.done:
+		case <-time.After(time.Minute):
+			t.Fatalf("%s still runs a minute after the revocation; stderr:\n%s", name, p.stderr.String())
+		}
+		if code := p.cmd.ProcessState.ExitCode(); code != 2 {
+			t.Errorf("%s exit %d, want 2; stderr:\n%s", name, code, p.stderr.String())
+		}
+	}
+	if _, errs, code := bob.run("topic", "list"); code != 2 || !strings.Contains(errs, "join again") {
+		t.Errorf("topic list after revocation: exit %d, stderr %q", code, errs)
+	}
+}

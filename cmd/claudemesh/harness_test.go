@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
 	"github.com/claudemesh/claudemesh-go/client"
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/models/storetest"
@@ -77,6 +80,29 @@ type broker struct {
 	cmd   *exec.Cmd
 	log   *bytes.Buffer
 	done  chan struct{}
+	// set by invites: the mesh and its owner's access token
+	meshID    openapi_types.UUID
+	userToken string
+}
+
+// revoke removes a member, as the mesh owner (through a member session).
+func (b *broker) revoke(memberID string) {
+	b.t.Helper()
+	ctx := context.Background()
+	user, _ := peer.NewREST(b.url, b.userToken, nil)
+	sr, err := user.CreateMemberSessionWithResponse(ctx, b.meshID, client.CreateMemberSessionRequest{})
+	if err != nil || sr.JSON201 == nil {
+		b.t.Fatalf("member session: %v %s", err, body(err, sr))
+	}
+	admin, _ := peer.NewREST(b.url, sr.JSON201.Token, nil)
+	id, err := uuid.Parse(memberID)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	rr, err := admin.RevokeMemberWithResponse(ctx, id)
+	if err != nil || rr.StatusCode() >= 300 {
+		b.t.Fatalf("revoke: %v %s", err, body(err, rr))
+	}
 }
 
 func freePort(t *testing.T) int {
@@ -172,6 +198,8 @@ func (b *broker) invites(n int) []string {
 	if err != nil || mr.JSON201 == nil {
 		b.t.Fatalf("create mesh: %v %s", err, body(err, mr))
 	}
+	b.meshID = mr.JSON201.Mesh.Id
+	b.userToken = sr.JSON201.AccessToken
 	var out []string
 	for range n {
 		ir, err := user.CreateInviteWithResponse(ctx, mr.JSON201.Mesh.Id, client.CreateInviteRequest{MaxUses: ptr(5)})
