@@ -265,7 +265,7 @@ func streamRefused(code, topic string) error {
 	case "mesh_archived":
 		status, what = http.StatusGone, "the mesh was archived"
 	case "topic_archived":
-		status, what = http.StatusGone, "#" + topic + " was archived"
+		status, what = http.StatusGone, "#"+topic+" was archived"
 	}
 	return &peer.APIError{Status: status, Problem: client.Problem{Code: code, Title: what}}
 }
