@@ -216,28 +216,22 @@ func (a *app) selected() (*peer.Config, *peer.Mesh, error) {
 
 // session is a selected mesh with its identity and REST client.
 type session struct {
+	p    *peer.Session
 	mesh *peer.Mesh
 	id   meshcrypto.Identity
 	api  *client.ClientWithResponses
 }
 
 func (a *app) session() (*session, error) {
-	_, m, err := a.selected()
+	p, err := a.home.Open(a.mesh, a.env.HTTP)
+	var mismatch *peer.IdentityMismatchError
+	if errors.As(err, &mismatch) {
+		return nil, usagef("%v", err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	id, err := a.home.Identity()
-	if err != nil {
-		return nil, err
-	}
-	if id.PublicKeyHex() != m.Pubkey {
-		return nil, usagef("the identity in %s is not the one mesh %s was joined with: restore it, or join again", a.home.Dir, m.Slug)
-	}
-	api, err := m.REST(a.env.HTTP)
-	if err != nil {
-		return nil, err
-	}
-	return &session{mesh: m, id: id, api: api}, nil
+	return &session{p: p, mesh: p.Mesh, id: p.ID, api: p.API}, nil
 }
 
 // check is peer.Check for the session's server.
