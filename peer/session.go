@@ -1,7 +1,11 @@
 package peer
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/claudemesh/claudemesh-go/client"
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
@@ -52,4 +56,29 @@ func (e *IdentityMismatchError) Error() string {
 // Check is peer.Check for the session's server.
 func (s *Session) Check(err error, r Response, want ...int) error {
 	return Check(s.Mesh.Server, err, r, want...)
+}
+
+// ErrNoSuchMember: no member of the mesh matches a recipient.
+var ErrNoSuchMember = errors.New("no such member")
+
+// ResolveMember finds a member by @name, member id or pubkey.
+func (s *Session) ResolveMember(ctx context.Context, to string) (client.Member, error) {
+	name := strings.ToLower(strings.TrimPrefix(to, "@"))
+	limit := client.Limit(200)
+	var cursor *string
+	for {
+		r, err := s.API.ListMembersWithResponse(ctx, &client.ListMembersParams{Limit: &limit, Cursor: cursor})
+		if err := s.Check(err, r, http.StatusOK); err != nil {
+			return client.Member{}, err
+		}
+		for _, m := range r.JSON200.Items {
+			if m.Id.String() == to || (strings.HasPrefix(to, "@") && m.DisplayName == name) || m.Pubkey == to {
+				return m, nil
+			}
+		}
+		if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
+			return client.Member{}, fmt.Errorf("%w %s in mesh %s", ErrNoSuchMember, to, s.Mesh.Slug)
+		}
+		cursor = r.JSON200.NextCursor
+	}
 }

@@ -1,0 +1,474 @@
+package mcpserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/jsonschema-go/jsonschema"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/claudemesh/claudemesh-go/client"
+	"github.com/claudemesh/claudemesh-go/meshcrypto"
+	"github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/ws"
+)
+
+// instructions is what the client shows the model about this server.
+const instructions = `claudemesh connects this Claude Code session to a mesh: other Claude Code sessions ("peers") and the people who run them. Messages are end-to-end encrypted.
+Use list_peers to see who is online and what they are doing; send_message to message a peer (@name) or everyone (*); check_messages to read direct messages sent to you (they may also arrive on their own as channel messages); topic_post and topic_history for shared topics like #general.
+Message a peer when you need something only they can do or know, or to hand over work; do not chat needlessly. Reply to a message with send_message to its sender.`
+
+// Tool inputs. The json names are upstream claudemesh's, so prompts and
+// skills written for it keep working.
+type sendInput struct {
+	To       any    `json:"to"`
+	Message  string `json:"message"`
+	Priority string `json:"priority,omitempty"`
+}
+
+type listPeersInput struct {
+	MeshSlug string `json:"mesh_slug,omitempty" jsonschema:"the mesh to list, by slug (default: the mesh this session is connected to)"`
+}
+
+type noInput struct{}
+
+type summaryInput struct {
+	Summary string `json:"summary" jsonschema:"one line: what you are working on, e.g. 'refactoring the ws package'"`
+}
+
+type statusInput struct {
+	Status string `json:"status"`
+}
+
+type messageStatusInput struct {
+	ID string `json:"id" jsonschema:"the message id send_message returned"`
+}
+
+type topicPostInput struct {
+	Topic   string `json:"topic" jsonschema:"the topic name, with or without #, e.g. general"`
+	Message string `json:"message" jsonschema:"the text to post"`
+}
+
+type topicHistoryInput struct {
+	Topic string `json:"topic" jsonschema:"the topic name, with or without #, e.g. general"`
+	Limit int    `json:"limit,omitempty" jsonschema:"how many of the newest messages, 1 to 200 (default 20)"`
+}
+
+func str(desc string, enum ...string) *jsonschema.Schema {
+	s := &jsonschema.Schema{Type: "string", Description: desc}
+	for _, e := range enum {
+		s.Enum = append(s.Enum, e)
+	}
+	return s
+}
+
+func (s *Server) addTools(srv *mcp.Server) {
+	sendSchema := &jsonschema.Schema{Type: "object", Required: []string{"to", "message"}, Properties: map[string]*jsonschema.Schema{
+		"to": {Description: "who gets it: @name (a peer's display name), a member id, a pubkey, * for every peer online now, or a list of these",
+			AnyOf: []*jsonschema.Schema{{Type: "string"}, {Type: "array", Items: &jsonschema.Schema{Type: "string"}, MinItems: ptr(1)}}},
+		"message":  str("the text to send; it is encrypted for each recipient"),
+		"priority": str("now interrupts a busy peer; next (default) waits until the peer is idle; low is for anything that can wait", "now", "next", "low"),
+	}}
+	mcp.AddTool(srv, &mcp.Tool{Name: "send_message", InputSchema: sendSchema, Description: "Send an end-to-end encrypted direct message to one or more peers of the mesh. " +
+		"The broker stores it until the recipient's session reads it; the answer gives a message id per recipient for message_status. " +
+		"Use priority now only when the peer must stop what it is doing."}, s.sendMessage)
+	mcp.AddTool(srv, &mcp.Tool{Name: "list_peers", Description: "List the Claude Code sessions online in the mesh: name, status (idle, working, dnd), " +
+		"what each is doing (its summary) and its directory. Call it before messaging someone you have not talked to.",
+		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, s.listPeers)
+	mcp.AddTool(srv, &mcp.Tool{Name: "check_messages", Description: "Read the direct messages sent to you since the last call, decrypted, oldest first, each naming its sender. " +
+		"Each message is returned once. Call it when told a message is waiting, or when you are waiting for an answer."}, s.checkMessages)
+	mcp.AddTool(srv, &mcp.Tool{Name: "set_summary", Description: "Tell the other peers in one line what this session is working on; they see it in list_peers. Keeps your status.",
+		Annotations: &mcp.ToolAnnotations{IdempotentHint: true}}, s.setSummary)
+	mcp.AddTool(srv, &mcp.Tool{Name: "set_status", InputSchema: &jsonschema.Schema{Type: "object", Required: []string{"status"},
+		Properties: map[string]*jsonschema.Schema{"status": str("idle: receive every message; working: only priority now reaches you; dnd: do not disturb, only now, and nothing automatic lifts it", "idle", "working", "dnd")}},
+		Description: "Set this session's status by hand. Usually unnecessary: it follows what you are doing automatically. Use dnd for focused work that must not be interrupted, and idle to lift it.",
+		Annotations: &mcp.ToolAnnotations{IdempotentHint: true}}, s.setStatus)
+	mcp.AddTool(srv, &mcp.Tool{Name: "message_status", Description: "Where a direct message you sent is: queued (stored by the broker, not yet read), delivered or acked (read by the recipient's session).",
+		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, s.messageStatus)
+	mcp.AddTool(srv, &mcp.Tool{Name: "topic_post", Description: "Post a message to a topic of the mesh (e.g. general), encrypted with the topic's key. Every topic member can read it; you must have joined the topic."}, s.topicPost)
+	mcp.AddTool(srv, &mcp.Tool{Name: "topic_history", Description: "Read a topic's newest messages, decrypted, oldest first.",
+		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, s.topicHistory)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func text(format string, args ...any) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf(format, args...)}}}
+}
+
+// recipients turns the to argument into a list.
+func recipients(to any) ([]string, error) {
+	var out []string
+	switch v := to.(type) {
+	case string:
+		out = []string{v}
+	case []any:
+		for _, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				return nil, errors.New("to must be a string or a list of strings")
+			}
+			out = append(out, s)
+		}
+	default:
+		return nil, errors.New("to must be a string or a list of strings")
+	}
+	for i := range out {
+		out[i] = strings.TrimSpace(out[i])
+		if out[i] == "" {
+			return nil, errors.New("to has an empty recipient")
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) sendMessage(ctx context.Context, _ *mcp.CallToolRequest, in sendInput) (*mcp.CallToolResult, any, error) {
+	to, err := recipients(in.To)
+	if err != nil {
+		return nil, nil, err
+	}
+	if strings.TrimSpace(in.Message) == "" {
+		return nil, nil, errors.New("message is empty")
+	}
+	prio := in.Priority
+	if prio == "" {
+		prio = "next"
+	}
+	if !slices.Contains([]string{"now", "next", "low"}, prio) {
+		return nil, nil, fmt.Errorf("priority must be now, next or low, not %q", prio)
+	}
+	var lines []string
+	failed := 0
+	for _, t := range to {
+		line, err := s.sendOne(ctx, t, in.Message, prio)
+		if err != nil {
+			failed++
+			line = fmt.Sprintf("%s: not sent: %v", t, err)
+		}
+		lines = append(lines, line)
+	}
+	res := text("%s", strings.Join(lines, "\n"))
+	res.IsError = failed == len(to)
+	return res, nil, nil
+}
+
+// sendOne sends to one recipient: a topic, everyone, or one member.
+func (s *Server) sendOne(ctx context.Context, to, msg, prio string) (string, error) {
+	if strings.HasPrefix(to, "#") {
+		return s.postTopic(ctx, to, msg)
+	}
+	var frame map[string]any
+	var label string
+	if to == "*" {
+		f, err := s.link.call(ctx, map[string]any{"type": ws.TypeListPeers})
+		if err != nil {
+			return "", err
+		}
+		var envs []map[string]string
+		seen := map[string]bool{s.sess.Mesh.MemberID: true}
+		for _, p := range f.Peers {
+			if seen[p.MemberID] || p.DisconnectedAt != nil {
+				continue
+			}
+			seen[p.MemberID] = true
+			ct, nonce, err := meshcrypto.SealDirect([]byte(msg), s.sess.ID, p.Pubkey)
+			if err != nil {
+				continue
+			}
+			envs = append(envs, map[string]string{"to": p.MemberID, "nonce": nonce, "ciphertext": ct})
+		}
+		if len(envs) == 0 {
+			return "", errors.New("no other peer is online")
+		}
+		frame = map[string]any{"type": ws.TypeSend, "to": "*", "priority": prio, "clientMessageId": newClientID(), "envelopes": envs}
+		label = "*"
+	} else {
+		m, err := s.sess.ResolveMember(ctx, to)
+		if err != nil {
+			return "", err
+		}
+		frame, err = ws.SealedSend(s.sess.ID, m.Id.String(), m.Pubkey, []byte(msg), prio, newClientID(), "")
+		if err != nil {
+			return "", err
+		}
+		label = "@" + m.DisplayName
+	}
+	ack, err := s.link.call(ctx, frame)
+	if err != nil {
+		return "", err
+	}
+	for _, id := range ack.IDs {
+		s.sent.add(id, label)
+	}
+	if to == "*" {
+		return fmt.Sprintf("*: sent to %d peer(s) (message ids %s)", len(ack.IDs), strings.Join(ack.IDs, ", ")), nil
+	}
+	return fmt.Sprintf("%s: sent (message id %s)", label, strings.Join(ack.IDs, ", ")), nil
+}
+
+func (s *Server) listPeers(ctx context.Context, _ *mcp.CallToolRequest, in listPeersInput) (*mcp.CallToolResult, any, error) {
+	sess := s.sess
+	if in.MeshSlug != "" && in.MeshSlug != sess.Mesh.Slug && in.MeshSlug != sess.Mesh.ID {
+		other, err := s.opt.Home.Open(in.MeshSlug, s.opt.HTTP)
+		if err != nil {
+			return nil, nil, err
+		}
+		sess = other
+	}
+	limit := client.Limit(200)
+	r, err := sess.API.ListPeersWithResponse(ctx, &client.ListPeersParams{Limit: &limit})
+	if err := sess.Check(err, r, http.StatusOK); err != nil {
+		return nil, nil, err
+	}
+	if len(r.JSON200.Items) == 0 {
+		return text("Nobody is online in mesh %s.", sess.Mesh.Slug), nil, nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d session(s) online in mesh %s:\n", len(r.JSON200.Items), sess.Mesh.Slug)
+	for _, p := range r.JSON200.Items {
+		you := ""
+		if p.MemberId.String() == sess.Mesh.MemberID && p.SessionId == s.opt.SessionID {
+			you = " (this session)"
+		} else if p.MemberId.String() == sess.Mesh.MemberID {
+			you = " (you, another session)"
+		}
+		fmt.Fprintf(&b, "- @%s%s: %s since %s", p.DisplayName, you, p.Status, p.StatusAt.UTC().Format(time.RFC3339))
+		if p.Summary != "" {
+			fmt.Fprintf(&b, ", %q", p.Summary)
+		}
+		if p.Cwd != "" {
+			fmt.Fprintf(&b, ", in %s", p.Cwd)
+		}
+		fmt.Fprintf(&b, " [member %s, session %s]\n", p.MemberId, p.SessionId)
+	}
+	return text("%s", strings.TrimRight(b.String(), "\n")), nil, nil
+}
+
+func (s *Server) checkMessages(ctx context.Context, _ *mcp.CallToolRequest, _ noInput) (*mcp.CallToolResult, any, error) {
+	msgs, err := s.inbox.take(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(msgs) == 0 {
+		return text("No new messages."), nil, nil
+	}
+	ids := make([]string, len(msgs))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d new message(s):\n", len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+		fmt.Fprintf(&b, "- %s (from member %s at %s, message id %s)\n", describe(m), m.FromID, m.CreatedAt.UTC().Format(time.RFC3339), m.ID)
+	}
+	s.link.ack(ctx, ids)
+	return text("%s", strings.TrimRight(b.String(), "\n")), nil, nil
+}
+
+// setStatusFrame sends a manual set_status and remembers it for reconnects.
+func (s *Server) setStatusFrame(ctx context.Context, status string, summary *string) (*ws.Frame, error) {
+	f := map[string]any{"type": ws.TypeSetStatus, "status": status, "source": "manual"}
+	if summary != nil {
+		f["summary"] = *summary
+	}
+	ack, err := s.link.call(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.status = status
+	if summary != nil {
+		s.summary = summary
+	}
+	s.mu.Unlock()
+	return ack, nil
+}
+
+func (s *Server) setSummary(ctx context.Context, _ *mcp.CallToolRequest, in summaryInput) (*mcp.CallToolResult, any, error) {
+	sum := strings.TrimSpace(in.Summary)
+	// The frame needs a status: keep the session's current one.
+	f, err := s.link.call(ctx, map[string]any{"type": ws.TypeListPeers})
+	if err != nil {
+		return nil, nil, err
+	}
+	st := "idle"
+	for _, p := range f.Peers {
+		if p.MemberID == s.sess.Mesh.MemberID && p.SessionID == s.opt.SessionID {
+			st = p.Status
+		}
+	}
+	ack := map[string]any{"type": ws.TypeSetStatus, "status": st, "summary": sum, "source": "manual"}
+	if _, err := s.link.call(ctx, ack); err != nil {
+		return nil, nil, err
+	}
+	s.mu.Lock()
+	s.summary = &sum
+	s.mu.Unlock()
+	return text("Summary set: %q (status stays %s).", sum, st), nil, nil
+}
+
+func (s *Server) setStatus(ctx context.Context, _ *mcp.CallToolRequest, in statusInput) (*mcp.CallToolResult, any, error) {
+	if !slices.Contains([]string{"idle", "working", "dnd"}, in.Status) {
+		return nil, nil, fmt.Errorf("status must be idle, working or dnd, not %q", in.Status)
+	}
+	ack, err := s.setStatusFrame(ctx, in.Status, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	got := in.Status
+	if ack.Session != nil {
+		got = ack.Session.Status
+	}
+	return text("Status is now %s.", got), nil, nil
+}
+
+func (s *Server) messageStatus(_ context.Context, _ *mcp.CallToolRequest, in messageStatusInput) (*mcp.CallToolResult, any, error) {
+	to, ok := s.sent.get(in.ID)
+	if !ok {
+		return nil, nil, fmt.Errorf("no message %s was sent from this session", in.ID)
+	}
+	return text("Message %s to %s: queued (stored by the broker until the recipient's session reads it; the broker does not report delivery and read receipts to senders yet).", in.ID, to), nil, nil
+}
+
+func (s *Server) topicPost(ctx context.Context, _ *mcp.CallToolRequest, in topicPostInput) (*mcp.CallToolResult, any, error) {
+	if strings.TrimSpace(in.Message) == "" {
+		return nil, nil, errors.New("message is empty")
+	}
+	line, err := s.postTopic(ctx, in.Topic, in.Message)
+	if err != nil {
+		return nil, nil, err
+	}
+	return text("%s", line), nil, nil
+}
+
+// postTopic encrypts with the topic key of the current epoch (claiming an
+// unkeyed topic first) and posts over REST; it never sends plaintext.
+func (s *Server) postTopic(ctx context.Context, topic, msg string) (string, error) {
+	name := strings.TrimPrefix(strings.TrimSpace(topic), "#")
+	keys := s.topicKeys(name)
+	cid := newClientID()
+	for attempt := 0; ; attempt++ {
+		key, epoch, err := keys.KeyForPosting(ctx)
+		if err != nil {
+			return "", err
+		}
+		ct, nonce, err := meshcrypto.EncryptV2(key, []byte(msg))
+		if err != nil {
+			return "", err
+		}
+		r, err := s.sess.API.PostMessageWithResponse(ctx, client.PostMessageRequest{Topic: name, BodyVersion: client.PostMessageRequestBodyVersionN2,
+			Ciphertext: ct, Nonce: &nonce, KeyEpoch: &epoch, ClientMessageId: &cid})
+		err = s.sess.Check(err, r, http.StatusCreated, http.StatusOK)
+		var ae *peer.APIError
+		if err != nil && errors.As(err, &ae) && attempt < 2 && (ae.Code() == "key_epoch_mismatch" || ae.Code() == "topic_key_unclaimed") {
+			continue // rotated between reading the key and posting
+		}
+		if err != nil {
+			return "", err
+		}
+		m := r.JSON201
+		if m == nil {
+			m = r.JSON200
+		}
+		return fmt.Sprintf("#%s: posted (seq %d, message id %s)", m.Topic, m.Seq, m.Id), nil
+	}
+}
+
+func (s *Server) topicHistory(ctx context.Context, _ *mcp.CallToolRequest, in topicHistoryInput) (*mcp.CallToolResult, any, error) {
+	limit := in.Limit
+	if limit == 0 {
+		limit = 20
+	}
+	if limit < 1 || limit > 200 {
+		return nil, nil, fmt.Errorf("limit must be 1 to 200, not %d", limit)
+	}
+	name := strings.TrimPrefix(strings.TrimSpace(in.Topic), "#")
+	r, err := s.sess.API.ListMessagesWithResponse(ctx, name, &client.ListMessagesParams{Limit: &limit})
+	if err := s.sess.Check(err, r, http.StatusOK); err != nil {
+		return nil, nil, err
+	}
+	items := r.JSON200.Items
+	if len(items) == 0 {
+		return text("#%s has no messages yet.", name), nil, nil
+	}
+	keys := s.topicKeys(name)
+	var b strings.Builder
+	fmt.Fprintf(&b, "The %d newest message(s) of #%s, oldest first:\n", len(items), name)
+	for i := len(items) - 1; i >= 0; i-- {
+		m := &items[i]
+		body := ""
+		switch {
+		case m.BodyVersion == client.MessageBodyVersionN1:
+			t, err := meshcrypto.DecodeV1(m.Ciphertext)
+			body = "[plaintext] " + t
+			if err != nil {
+				body = "[cannot decode this message]"
+			}
+		default:
+			key, ok, err := keys.Get(ctx, max(m.KeyEpoch, 1), time.Hour)
+			switch {
+			case err != nil:
+				return nil, nil, err
+			case !ok:
+				body = "[encrypted: nobody has sealed this topic's key for you yet]"
+			default:
+				pt, err := meshcrypto.DecryptV2(key, m.Ciphertext, m.Nonce)
+				body = string(pt)
+				if err != nil {
+					body = "[cannot decrypt this message]"
+				}
+			}
+		}
+		fmt.Fprintf(&b, "- [seq %d, %s] @%s: %s\n", m.Seq, m.CreatedAt.UTC().Format(time.RFC3339), m.SenderDisplayName, body)
+	}
+	return text("%s", strings.TrimRight(b.String(), "\n")), nil, nil
+}
+
+// topicKeys keeps each topic's keys for the server's life.
+func (s *Server) topicKeys(name string) *peer.TopicKeys {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys == nil {
+		s.keys = map[string]*peer.TopicKeys{}
+	}
+	k, ok := s.keys[name]
+	if !ok {
+		k = peer.NewTopicKeys(s.sess, name)
+		s.keys[name] = k
+	}
+	return k
+}
+
+// sentLog remembers what this session sent, for message_status.
+type sentLog struct {
+	mu sync.Mutex
+	to map[string]string
+}
+
+func newSentLog() *sentLog { return &sentLog{to: map[string]string{}} }
+
+func (l *sentLog) add(id, to string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.to[id] = to
+}
+
+func (l *sentLog) get(id string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	to, ok := l.to[id]
+	return to, ok
+}
+
+// newClientID is the idempotency key of one send.
+func newClientID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "mcp-" + hex.EncodeToString(b[:])
+}
