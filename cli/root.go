@@ -176,7 +176,7 @@ else your OS config dir. Exit codes: 0 ok, 1 usage, 2 the broker refused,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
 	root.AddCommand(a.joinCommand(), a.whoamiCommand(), a.listCommand(), a.useCommand(),
 		a.peersCommand(), a.statusCommand(), a.summaryCommand(),
-		a.topicCommand(), a.sendCommand(), a.inboxCommand(), a.mcpCommand())
+		a.topicCommand(), a.sendCommand(), a.inboxCommand(), a.mcpCommand(), a.hookCommand())
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}

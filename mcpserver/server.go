@@ -232,5 +232,7 @@ func (s *Server) reportInferred(ctx context.Context, status string) {
 	defer cancel()
 	if _, err := s.link.call(ctx, map[string]any{"type": ws.TypeSetStatus, "status": status, "source": "jsonl"}); err != nil {
 		s.opt.Logf("report status %s: %v", status, err)
+		return
 	}
+	s.opt.Logf("transcript: %s", status)
 }

@@ -21,15 +21,28 @@ import (
 // process; channel notifications it receives land in notes.
 type mcpSession struct {
 	*mcp.ClientSession
-	notes chan mcpserver.ChannelParams
+	notes  chan mcpserver.ChannelParams
+	stderr *syncBuffer
 }
 
 // startMCP runs `claudemesh mcp` for h as session sid. With channel the
 // client declares the experimental claude/channel capability.
 func (h *home) startMCP(sid string, channel bool) *mcpSession {
 	h.t.Helper()
+	return h.startMCPOpts("", sid, channel)
+}
+
+// startMCPIn runs `claudemesh mcp` in dir (its cwd: the project).
+func (h *home) startMCPIn(dir, sid string) *mcpSession {
+	h.t.Helper()
+	return h.startMCPOpts(dir, sid, false)
+}
+
+func (h *home) startMCPOpts(dir, sid string, channel bool) *mcpSession {
+	h.t.Helper()
 	_, cli := binaries(h.t)
 	cmd := exec.Command(cli, "mcp")
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), h.env...)
 	cmd.Env = append(cmd.Env, "CLAUDEMESH_SESSION_ID="+sid)
 	stderr := &syncBuffer{}
@@ -52,7 +65,7 @@ func (h *home) startMCP(sid string, channel bool) *mcpSession {
 			h.t.Logf("claudemesh mcp (%s) stderr:\n%s", sid, stderr.String())
 		}
 	})
-	return &mcpSession{ClientSession: cs, notes: notes}
+	return &mcpSession{ClientSession: cs, notes: notes, stderr: stderr}
 }
 
 // tapTransport hands channel notifications to the test instead of the SDK
@@ -103,6 +116,18 @@ func (c *tapConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 			continue
 		}
 		return m, nil
+	}
+}
+
+// waitLog waits until the server's stderr holds text.
+func (s *mcpSession) waitLog(t *testing.T, text string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(s.stderr.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never logged %q; stderr:\n%s", text, s.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
