@@ -50,7 +50,11 @@ Diagnostics go to stderr.`,
 				channel = true
 			}
 			errOut := cmd.ErrOrStderr()
-			opt := mcpserver.Options{Home: a.home, Mesh: a.mesh, HTTP: a.env.HTTP, SessionID: sid, Pid: ppid, Cwd: cwd,
+			mesh := a.mesh
+			if mesh == "" {
+				mesh = a.env.Getenv("CLAUDEMESH_MESH") // set by claudemesh launch
+			}
+			opt := mcpserver.Options{Home: a.home, Mesh: mesh, HTTP: a.env.HTTP, SessionID: sid, Pid: ppid, Cwd: cwd,
 				Channel: channel, Version: version,
 				Logf: func(format string, args ...any) { fmt.Fprintf(errOut, "claudemesh mcp: "+format+"\n", args...) }}
 			if !noWatch {

@@ -110,9 +110,12 @@ func ExitCode(err error) int {
 	var ae *peer.APIError
 	var wr *peer.WSRefusedError
 	var ne *peer.NetworkError
+	var xe *exitError
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &xe):
+		return xe.code
 	case errors.As(err, &ae), errors.As(err, &wr):
 		return ExitRefused
 	case errors.As(err, &ne):
@@ -176,7 +179,8 @@ else your OS config dir. Exit codes: 0 ok, 1 usage, 2 the broker refused,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
 	root.AddCommand(a.joinCommand(), a.whoamiCommand(), a.listCommand(), a.useCommand(),
 		a.peersCommand(), a.statusCommand(), a.summaryCommand(),
-		a.topicCommand(), a.sendCommand(), a.inboxCommand(), a.mcpCommand(), a.hookCommand())
+		a.topicCommand(), a.sendCommand(), a.inboxCommand(), a.mcpCommand(), a.hookCommand(),
+		a.installCommand(), a.uninstallCommand(), a.launchCommand())
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}
