@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
@@ -57,6 +58,13 @@ Diagnostics go to stderr.`,
 			opt := mcpserver.Options{Home: a.home, Mesh: mesh, HTTP: a.env.HTTP, SessionID: sid, Pid: ppid, Cwd: cwd,
 				Channel: channel, Version: version,
 				Logf: func(format string, args ...any) { fmt.Fprintf(errOut, "claudemesh mcp: "+format+"\n", args...) }}
+			if v := a.env.Getenv("CLAUDEMESH_RESEAL_INTERVAL"); v != "" {
+				d, err := time.ParseDuration(v)
+				if err != nil || d <= 0 {
+					return usagef("CLAUDEMESH_RESEAL_INTERVAL must be a positive duration like 30s, got %q", v)
+				}
+				opt.ResealEvery = d
+			}
 			if !noWatch {
 				opt.Watch = a.transcriptWatch(cwd, sid)
 			}

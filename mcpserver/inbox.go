@@ -40,15 +40,17 @@ const doneKept = 1000
 type inbox struct {
 	path string
 
-	mu      sync.Mutex
-	pending []Message
-	done    []string
-	doneSet map[string]bool
+	mu           sync.Mutex
+	pending      []Message
+	done         []string
+	doneSet      map[string]bool
+	lastTopicSeq int64 // the last topic message pushed by channel
 }
 
 type spoolFile struct {
-	Pending []Message `json:"pending"`
-	Done    []string  `json:"done"`
+	Pending  []Message `json:"pending"`
+	Done     []string  `json:"done"`
+	TopicSeq int64     `json:"topicSeq,omitempty"`
 }
 
 // openInbox loads the spool at path (missing: empty).
@@ -66,7 +68,7 @@ func openInbox(path string) (*inbox, error) {
 		// A damaged spool holds nothing acked: the broker re-pushes those rows.
 		return ib, nil
 	}
-	ib.pending = sf.Pending
+	ib.pending, ib.lastTopicSeq = sf.Pending, sf.TopicSeq
 	for _, id := range sf.Done {
 		ib.markDone(id)
 	}
@@ -154,6 +156,24 @@ func (ib *inbox) reported() []string {
 	return append([]string(nil), ib.done...)
 }
 
+// topicSeq is the seq the topic feed resumes after.
+func (ib *inbox) topicSeq() int64 {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	return ib.lastTopicSeq
+}
+
+// setTopicSeq records a topic message as pushed (seqs only grow).
+func (ib *inbox) setTopicSeq(seq int64) error {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	if seq <= ib.lastTopicSeq {
+		return nil
+	}
+	ib.lastTopicSeq = seq
+	return ib.save()
+}
+
 func (ib *inbox) markDone(id string) {
 	if ib.doneSet[id] {
 		return
@@ -168,7 +188,7 @@ func (ib *inbox) markDone(id string) {
 
 // save writes the spool atomically, 0600 (it holds plaintext).
 func (ib *inbox) save() error {
-	b, err := json.Marshal(spoolFile{Pending: ib.pending, Done: ib.done})
+	b, err := json.Marshal(spoolFile{Pending: ib.pending, Done: ib.done, TopicSeq: ib.lastTopicSeq})
 	if err != nil {
 		return err
 	}

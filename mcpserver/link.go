@@ -27,6 +27,8 @@ type link struct {
 	session peer.WSSession
 	// onPush gets every direct message push, on the reader goroutine.
 	onPush func(ctx context.Context, f *ws.Frame)
+	// onMessage gets every topic feed message, on the reader goroutine.
+	onMessage func(f *ws.Frame)
 	// onUp runs after each welcome, off the reader goroutine.
 	onUp func(ctx context.Context)
 	logf func(format string, args ...any)
@@ -40,7 +42,7 @@ type link struct {
 
 func newLink(sess *peer.Session, hc *http.Client, session peer.WSSession) *link {
 	return &link{sess: sess, hc: hc, session: session, up: make(chan struct{}), waiters: map[string]chan *ws.Frame{},
-		onPush: func(context.Context, *ws.Frame) {}, onUp: func(context.Context) {}, logf: func(string, ...any) {}}
+		onPush: func(context.Context, *ws.Frame) {}, onMessage: func(*ws.Frame) {}, onUp: func(context.Context) {}, logf: func(string, ...any) {}}
 }
 
 // run connects, reads and reconnects until ctx ends.
@@ -109,7 +111,11 @@ func (l *link) read(ctx context.Context, wc *ws.Client) error {
 			l.onPush(ctx, f)
 			continue
 		}
-		if f.Ref == "" || f.Type == ws.TypeMessage || f.Type == ws.TypePresence {
+		if f.Type == ws.TypeMessage {
+			l.onMessage(f)
+			continue
+		}
+		if f.Ref == "" || f.Type == ws.TypePresence {
 			continue
 		}
 		l.mu.Lock()

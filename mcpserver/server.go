@@ -7,6 +7,7 @@
 package mcpserver
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -38,9 +39,12 @@ type Options struct {
 	Channel bool
 	// Watch, when set, runs for the server's life and calls report with
 	// each inferred status (idle or working); see claudecode.Watch.
-	Watch   func(ctx context.Context, report func(status string)) error
-	Version string
-	Logf    func(format string, args ...any)
+	Watch func(ctx context.Context, report func(status string)) error
+	// ResealEvery is how often the server seals joined topics' keys for
+	// members waiting for them (0: 30 s; negative: never).
+	ResealEvery time.Duration
+	Version     string
+	Logf        func(format string, args ...any)
 }
 
 // Server is one running MCP session.
@@ -54,6 +58,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	channel bool // deliver by channel notification
+	needSub bool // (re)subscribe the topic feed: a new connection
+	feed    feed
 	wake    chan struct{}
 	status  string // the last status set by the set_status tool ("" = none)
 	summary *string
@@ -87,6 +93,7 @@ func Run(ctx context.Context, opt Options, t mcp.Transport) error {
 	s.link = newLink(sess, opt.HTTP, ws)
 	s.link.logf = opt.Logf
 	s.link.onPush = s.onPush
+	s.link.onMessage = s.onTopicMessage
 	s.link.onUp = s.onUp
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -108,6 +115,10 @@ func Run(ctx context.Context, opt Options, t mcp.Transport) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); s.link.run(ctx) }()
 	go func() { defer wg.Done(); s.deliverLoop(ctx) }()
+	if every := cmp.Or(opt.ResealEvery, 30*time.Second); every > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.resealLoop(ctx, every) }()
+	}
 	if opt.Watch != nil {
 		wg.Add(1)
 		go func() {
@@ -171,6 +182,9 @@ func (s *Server) onPush(ctx context.Context, f *ws.Frame) {
 func (s *Server) onUp(ctx context.Context) {
 	s.link.ack(ctx, s.inbox.reported())
 	s.mu.Lock()
+	s.needSub = true
+	s.mu.Unlock()
+	s.mu.Lock()
 	st, sum := s.status, s.summary
 	s.mu.Unlock()
 	if st != "" || sum != nil {
@@ -221,6 +235,21 @@ func (s *Server) deliverLoop(ctx context.Context) {
 				break
 			}
 			s.link.ack(ctx, []string{m.ID})
+		}
+		s.mu.Lock()
+		sub := s.needSub
+		s.needSub = false
+		s.mu.Unlock()
+		if sub {
+			if err := s.subscribe(ctx); err != nil && ctx.Err() == nil {
+				s.opt.Logf("follow topics: %v", err)
+				s.mu.Lock()
+				s.needSub = true // again on the next wake
+				s.mu.Unlock()
+			}
+		}
+		if s.deliverTopics(ctx) {
+			time.AfterFunc(time.Second, s.poke) // a message waits for its key
 		}
 	}
 }

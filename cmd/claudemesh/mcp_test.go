@@ -174,7 +174,7 @@ func (s *mcpSession) until(t *testing.T, name string, args map[string]any, ok fu
 func TestMCP(t *testing.T) {
 	b := startBroker(t)
 	inv := b.invites(3)
-	alice, bob, carol := newHome(t), newHome(t), newHome(t)
+	alice, bob, carol := newHome(t, "CLAUDEMESH_RESEAL_INTERVAL=300ms"), newHome(t), newHome(t)
 	alice.must("join", inv[0], "--server", b.url, "--name", "alice")
 	bob.must("join", inv[1], "--server", b.url, "--name", "bob")
 	carol.must("join", inv[2], "--server", b.url, "--name", "carol")
@@ -248,6 +248,24 @@ func TestMCP(t *testing.T) {
 	}
 	if out, _ := cs.call(t, "check_messages", nil); out != "No new messages." {
 		t.Errorf("check_messages after the channel: %q", out)
+	}
+
+	// A topic post reaches carol's channel too, decrypted once alice's
+	// server has sealed the new topic key for her.
+	news := "v1.4 is out " + randomWord()
+	if out, isErr := a.call(t, "topic_post", map[string]any{"topic": "#general", "message": news}); isErr || !strings.Contains(out, "#general: posted") {
+		t.Fatalf("topic_post: %q", out)
+	}
+	select {
+	case n := <-cs.notes:
+		if n.Content != "alice (#general): "+news || n.Meta["topic"] != "general" || n.Meta["from_name"] != "alice" || n.Meta["message_id"] == "" {
+			t.Errorf("topic channel notification %+v", n)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("no channel notification for the topic post within a minute")
+	}
+	if hist, _ := bs.call(t, "topic_history", map[string]any{"topic": "general"}); !strings.Contains(hist, "@alice: "+news) {
+		t.Errorf("bob's topic_history: %q", hist)
 	}
 
 	// A message bob's server received but the model has not read survives
