@@ -222,6 +222,18 @@ func (ib *inbox) save() error {
 	return nil
 }
 
+// pruneSpools removes other sessions' spool files untouched for longer
+// than the broker keeps unacked messages (7 days): what they still hold
+// was never acked, so the broker re-delivered or expired it.
+func pruneSpools(dir string, now time.Time) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil && now.Sub(fi.ModTime()) > 8*24*time.Hour {
+			_ = os.Remove(f)
+		}
+	}
+}
+
 // spoolPath is the spool of one session of one mesh in the config dir.
 func spoolPath(h peer.Home, meshID, sessionID string) string {
 	return filepath.Join(h.Dir, "spool", meshID+"-"+sessionID+".json")

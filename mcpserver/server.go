@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -59,11 +60,14 @@ type Server struct {
 	mu      sync.Mutex
 	channel bool // deliver by channel notification
 	needSub bool // (re)subscribe the topic feed: a new connection
-	feed    feed
-	wake    chan struct{}
-	status  string // the last status set by the set_status tool ("" = none)
-	summary *string
-	keys    map[string]*peer.TopicKeys
+	// synced is closed once the first connection's queued pushes are in.
+	synced   chan struct{}
+	syncOnce sync.Once
+	feed     feed
+	wake     chan struct{}
+	status   string // the last status set by the set_status tool ("" = none)
+	summary  *string
+	keys     map[string]*peer.TopicKeys
 }
 
 // Run serves MCP on t until the client goes away or ctx ends.
@@ -78,11 +82,13 @@ func Run(ctx context.Context, opt Options, t mcp.Transport) error {
 	if err != nil {
 		return err
 	}
-	ib, err := openInbox(spoolPath(opt.Home, sess.Mesh.ID, opt.SessionID))
+	path := spoolPath(opt.Home, sess.Mesh.ID, opt.SessionID)
+	pruneSpools(filepath.Dir(path), time.Now())
+	ib, err := openInbox(path)
 	if err != nil {
 		return fmt.Errorf("open the message spool: %w", err)
 	}
-	s := &Server{opt: opt, sess: sess, inbox: ib, tr: &channelTransport{Transport: t}, sent: newSentLog(), wake: make(chan struct{}, 1)}
+	s := &Server{opt: opt, sess: sess, inbox: ib, tr: &channelTransport{Transport: t}, sent: newSentLog(), wake: make(chan struct{}, 1), synced: make(chan struct{})}
 	ws := peer.WSSession{ID: opt.SessionID}
 	if opt.Pid > 0 {
 		ws.Pid = &opt.Pid
@@ -181,6 +187,12 @@ func (s *Server) onPush(ctx context.Context, f *ws.Frame) {
 // have acked, and restores the status and summary the model set.
 func (s *Server) onUp(ctx context.Context) {
 	s.link.ack(ctx, s.inbox.reported())
+	// The broker pushes the queued messages right after the welcome; the
+	// answer to a round trip comes after them, so once it is in, a
+	// check_messages right at start sees them.
+	if _, err := s.link.call(ctx, map[string]any{"type": ws.TypeListPeers}); err == nil {
+		s.syncOnce.Do(func() { close(s.synced) })
+	}
 	s.mu.Lock()
 	s.needSub = true
 	s.mu.Unlock()

@@ -91,7 +91,8 @@ func (s *Server) addTools(srv *mcp.Server) {
 		Properties: map[string]*jsonschema.Schema{"status": str("idle: receive every message; working: only priority now reaches you; dnd: do not disturb, only now, and nothing automatic lifts it", "idle", "working", "dnd")}},
 		Description: "Set this session's status by hand. Usually unnecessary: it follows what you are doing automatically. Use dnd for focused work that must not be interrupted, and idle to lift it.",
 		Annotations: &mcp.ToolAnnotations{IdempotentHint: true}}, s.setStatus)
-	mcp.AddTool(srv, &mcp.Tool{Name: "message_status", Description: "Where a direct message you sent is: queued (stored by the broker, not yet read), delivered or acked (read by the recipient's session).",
+	mcp.AddTool(srv, &mcp.Tool{Name: "message_status", Description: "What is known of a direct message this session sent: queued means the broker stored it and keeps it until the recipient's session reads it. " +
+		"(The broker does not report delivery or reading back to senders yet.)",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, s.messageStatus)
 	mcp.AddTool(srv, &mcp.Tool{Name: "topic_post", Description: "Post a message to a topic of the mesh (e.g. general), encrypted with the topic's key. Every topic member can read it; you must have joined the topic."}, s.topicPost)
 	mcp.AddTool(srv, &mcp.Tool{Name: "topic_history", Description: "Read a topic's newest messages, decrypted, oldest first.",
@@ -253,12 +254,20 @@ func (s *Server) listPeers(ctx context.Context, _ *mcp.CallToolRequest, in listP
 }
 
 func (s *Server) checkMessages(ctx context.Context, _ *mcp.CallToolRequest, _ noInput) (*mcp.CallToolResult, any, error) {
+	note := ""
+	select {
+	case <-s.synced:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	case <-time.After(10 * time.Second):
+		note = " (not connected to the broker yet: more may be waiting there; try again shortly)"
+	}
 	msgs, err := s.inbox.take(nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(msgs) == 0 {
-		return text("No new messages."), nil, nil
+		return text("No new messages.%s", note), nil, nil
 	}
 	ids := make([]string, len(msgs))
 	var b strings.Builder
