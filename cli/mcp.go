@@ -36,6 +36,9 @@ The session id is $CLAUDEMESH_SESSION_ID when set (claudemesh launch sets
 it to Claude Code's session id), else derived from the parent process and
 directory, so a restarted server resumes the same session and spool.
 Diagnostics go to stderr.`,
+		Example: `  # ~/.claude.json (claudemesh install --write adds it)
+  "mcpServers": {"claudemesh": {"command": "claudemesh", "args": ["mcp"]}}
+  claude mcp add claudemesh -- claudemesh mcp --mesh work`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cwd, err := os.Getwd()
