@@ -91,8 +91,8 @@ func (s *Server) addTools(srv *mcp.Server) {
 		Properties: map[string]*jsonschema.Schema{"status": str("idle: receive every message; working: only priority now reaches you; dnd: do not disturb, only now, and nothing automatic lifts it", "idle", "working", "dnd")}},
 		Description: "Set this session's status by hand. Usually unnecessary: it follows what you are doing automatically. Use dnd for focused work that must not be interrupted, and idle to lift it.",
 		Annotations: &mcp.ToolAnnotations{IdempotentHint: true}}, s.setStatus)
-	mcp.AddTool(srv, &mcp.Tool{Name: "message_status", Description: "What is known of a direct message this session sent: queued means the broker stored it and keeps it until the recipient's session reads it. " +
-		"(The broker does not report delivery or reading back to senders yet.)",
+	mcp.AddTool(srv, &mcp.Tool{Name: "message_status", Description: "Where a direct message you sent is: queued (stored by the broker, waiting for the recipient), " +
+		"delivered (handed to the recipient's session, not read yet), acked (read by the recipient's session) or expired.",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, s.messageStatus)
 	mcp.AddTool(srv, &mcp.Tool{Name: "topic_post", Description: "Post a message to a topic of the mesh (e.g. general), encrypted with the topic's key. Every topic member can read it; you must have joined the topic."}, s.topicPost)
 	mcp.AddTool(srv, &mcp.Tool{Name: "topic_history", Description: "Read a topic's newest messages, decrypted, oldest first.",
@@ -337,12 +337,29 @@ func (s *Server) setStatus(ctx context.Context, _ *mcp.CallToolRequest, in statu
 	return text("Status is now %s.", got), nil, nil
 }
 
-func (s *Server) messageStatus(_ context.Context, _ *mcp.CallToolRequest, in messageStatusInput) (*mcp.CallToolResult, any, error) {
-	to, ok := s.sent.get(in.ID)
-	if !ok {
-		return nil, nil, fmt.Errorf("no message %s was sent from this session", in.ID)
+func (s *Server) messageStatus(ctx context.Context, _ *mcp.CallToolRequest, in messageStatusInput) (*mcp.CallToolResult, any, error) {
+	id := strings.TrimSpace(in.ID)
+	f, err := s.link.call(ctx, map[string]any{"type": ws.TypeMessageStatus, "ids": []string{id}})
+	if err != nil {
+		return nil, nil, err
 	}
-	return text("Message %s to %s: queued (stored by the broker until the recipient's session reads it; the broker does not report delivery and read receipts to senders yet).", in.ID, to), nil, nil
+	if len(f.Messages) == 0 {
+		return nil, nil, fmt.Errorf("no direct message %s sent by you (use an id send_message returned)", id)
+	}
+	m := f.Messages[0]
+	to := m.To
+	if label, ok := s.sent.get(id); ok && label != "*" {
+		to = label
+	}
+	switch m.State {
+	case "queued":
+		return text("Message %s to %s: queued. The broker holds it until the recipient's session takes it (a busy peer gets priority next/low messages once idle).", id, to), nil, nil
+	case "delivered":
+		return text("Message %s to %s: delivered to the recipient's session at %s, not yet read.", id, to, m.DeliveredAt.Format(time.RFC3339)), nil, nil
+	case "acked":
+		return text("Message %s to %s: acked (read by the recipient's session) at %s.", id, to, m.AckedAt.Format(time.RFC3339)), nil, nil
+	}
+	return text("Message %s to %s: %s (never read; the broker gave up on it).", id, to, m.State), nil, nil
 }
 
 func (s *Server) topicPost(ctx context.Context, _ *mcp.CallToolRequest, in topicPostInput) (*mcp.CallToolResult, any, error) {

@@ -221,6 +221,12 @@ func TestMCP(t *testing.T) {
 	if again, _ := bs.call(t, "check_messages", nil); again != "No new messages." {
 		t.Errorf("second check_messages: %q", again)
 	}
+	// check_messages acked it: message_status says so (acks are sent
+	// without waiting, so allow a moment).
+	sent, _ := a.call(t, "send_message", map[string]any{"to": "@bob", "message": "status?"})
+	msgID := strings.TrimSuffix(sent[strings.LastIndex(sent, " ")+1:], ")")
+	bs.until(t, "check_messages", nil, func(s string) bool { return strings.Contains(s, "status?") })
+	a.until(t, "message_status", map[string]any{"id": msgID}, func(s string) bool { return strings.Contains(s, ": acked") })
 
 	// The channel: carol's client declares it and gets a notification.
 	cs := carol.startMCP("cc-carol", true)
