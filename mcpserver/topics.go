@@ -2,12 +2,18 @@ package mcpserver
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/claudemesh/claudemesh-go/client"
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
+	"github.com/claudemesh/claudemesh-go/peer"
 	"github.com/claudemesh/claudemesh-go/ws"
 )
 
@@ -227,4 +233,113 @@ func (s *Server) resealLoop(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
+}
+
+func (s *Server) topicPost(ctx context.Context, _ *mcp.CallToolRequest, in topicPostInput) (*mcp.CallToolResult, any, error) {
+	if strings.TrimSpace(in.Message) == "" {
+		return nil, nil, errors.New("message is empty")
+	}
+	line, err := s.postTopic(ctx, in.Topic, in.Message)
+	if err != nil {
+		return nil, nil, err
+	}
+	return text("%s", line), nil, nil
+}
+
+// postTopic encrypts with the topic key of the current epoch (claiming an
+// unkeyed topic first) and posts over REST; it never sends plaintext.
+func (s *Server) postTopic(ctx context.Context, topic, msg string) (string, error) {
+	name := strings.TrimPrefix(strings.TrimSpace(topic), "#")
+	keys := s.topicKeys(name)
+	cid := newClientID()
+	for attempt := 0; ; attempt++ {
+		key, epoch, err := keys.KeyForPosting(ctx)
+		if err != nil {
+			return "", err
+		}
+		ct, nonce, err := meshcrypto.EncryptV2(key, []byte(msg))
+		if err != nil {
+			return "", err
+		}
+		r, err := s.sess.API.PostMessageWithResponse(ctx, client.PostMessageRequest{Topic: name, BodyVersion: client.PostMessageRequestBodyVersionN2,
+			Ciphertext: ct, Nonce: &nonce, KeyEpoch: &epoch, ClientMessageId: &cid})
+		err = s.sess.Check(err, r, http.StatusCreated, http.StatusOK)
+		var ae *peer.APIError
+		if err != nil && errors.As(err, &ae) && attempt < 2 && (ae.Code() == "key_epoch_mismatch" || ae.Code() == "topic_key_unclaimed") {
+			continue // rotated between reading the key and posting
+		}
+		if err != nil {
+			return "", err
+		}
+		m := r.JSON201
+		if m == nil {
+			m = r.JSON200
+		}
+		return fmt.Sprintf("#%s: posted (seq %d, message id %s)", m.Topic, m.Seq, m.Id), nil
+	}
+}
+
+func (s *Server) topicHistory(ctx context.Context, _ *mcp.CallToolRequest, in topicHistoryInput) (*mcp.CallToolResult, any, error) {
+	limit := in.Limit
+	if limit == 0 {
+		limit = 20
+	}
+	if limit < 1 || limit > 200 {
+		return nil, nil, fmt.Errorf("limit must be 1 to 200, not %d", limit)
+	}
+	name := strings.TrimPrefix(strings.TrimSpace(in.Topic), "#")
+	r, err := s.sess.API.ListMessagesWithResponse(ctx, name, &client.ListMessagesParams{Limit: &limit})
+	if err := s.sess.Check(err, r, http.StatusOK); err != nil {
+		return nil, nil, err
+	}
+	items := r.JSON200.Items
+	if len(items) == 0 {
+		return text("#%s has no messages yet.", name), nil, nil
+	}
+	keys := s.topicKeys(name)
+	var b strings.Builder
+	fmt.Fprintf(&b, "The %d newest message(s) of #%s, oldest first:\n", len(items), name)
+	for i := len(items) - 1; i >= 0; i-- {
+		m := &items[i]
+		body := ""
+		switch {
+		case m.BodyVersion == client.MessageBodyVersionN1:
+			t, err := meshcrypto.DecodeV1(m.Ciphertext)
+			body = "[plaintext] " + t
+			if err != nil {
+				body = "[cannot decode this message]"
+			}
+		default:
+			key, ok, err := keys.Get(ctx, max(m.KeyEpoch, 1), time.Hour)
+			switch {
+			case err != nil:
+				return nil, nil, err
+			case !ok:
+				body = "[encrypted: nobody has sealed this topic's key for you yet]"
+			default:
+				pt, err := meshcrypto.DecryptV2(key, m.Ciphertext, m.Nonce)
+				body = string(pt)
+				if err != nil {
+					body = "[cannot decrypt this message]"
+				}
+			}
+		}
+		fmt.Fprintf(&b, "- [seq %d, %s] @%s: %s\n", m.Seq, m.CreatedAt.UTC().Format(time.RFC3339), m.SenderDisplayName, body)
+	}
+	return text("%s", strings.TrimRight(b.String(), "\n")), nil, nil
+}
+
+// topicKeys keeps each topic's keys for the server's life.
+func (s *Server) topicKeys(name string) *peer.TopicKeys {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys == nil {
+		s.keys = map[string]*peer.TopicKeys{}
+	}
+	k, ok := s.keys[name]
+	if !ok {
+		k = peer.NewTopicKeys(s.sess, name)
+		s.keys[name] = k
+	}
+	return k
 }
