@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,25 +21,13 @@ func frameError(f *ws.Frame) error {
 	return &peer.APIError{Status: http.StatusBadRequest, Problem: client.Problem{Code: f.Code, Title: f.Message, Detail: &f.Message}}
 }
 
-// resolveMember finds a member by @name or id among the mesh's members.
+// resolveMember finds a member by @name, id or pubkey among the mesh's members.
 func (s *session) resolveMember(ctx context.Context, to string) (client.Member, error) {
-	name := strings.ToLower(strings.TrimPrefix(to, "@"))
-	var cursor *string
-	for {
-		r, err := s.api.ListMembersWithResponse(ctx, &client.ListMembersParams{Limit: ptr(client.Limit(200)), Cursor: cursor})
-		if err := s.check(err, r, http.StatusOK); err != nil {
-			return client.Member{}, err
-		}
-		for _, m := range r.JSON200.Items {
-			if m.Id.String() == to || (strings.HasPrefix(to, "@") && m.DisplayName == name) || m.Pubkey == to {
-				return m, nil
-			}
-		}
-		if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
-			return client.Member{}, usagef("no member %s in mesh %s: see `claudemesh peers`", to, s.mesh.Slug)
-		}
-		cursor = r.JSON200.NextCursor
+	m, err := s.p.ResolveMember(ctx, to)
+	if errors.Is(err, peer.ErrNoSuchMember) {
+		return m, usagef("no member %s in mesh %s: see `claudemesh peers`", to, s.mesh.Slug)
 	}
+	return m, err
 }
 
 func (a *app) sendCommand() *cobra.Command {

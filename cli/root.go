@@ -110,9 +110,12 @@ func ExitCode(err error) int {
 	var ae *peer.APIError
 	var wr *peer.WSRefusedError
 	var ne *peer.NetworkError
+	var xe *exitError
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &xe):
+		return xe.code
 	case errors.As(err, &ae), errors.As(err, &wr):
 		return ExitRefused
 	case errors.As(err, &ne):
@@ -176,7 +179,8 @@ else your OS config dir. Exit codes: 0 ok, 1 usage, 2 the broker refused,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
 	root.AddCommand(a.joinCommand(), a.whoamiCommand(), a.listCommand(), a.useCommand(),
 		a.peersCommand(), a.statusCommand(), a.summaryCommand(),
-		a.topicCommand(), a.sendCommand(), a.inboxCommand())
+		a.topicCommand(), a.sendCommand(), a.inboxCommand(), a.mcpCommand(), a.hookCommand(),
+		a.installCommand(), a.uninstallCommand(), a.launchCommand())
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}
@@ -216,28 +220,22 @@ func (a *app) selected() (*peer.Config, *peer.Mesh, error) {
 
 // session is a selected mesh with its identity and REST client.
 type session struct {
+	p    *peer.Session
 	mesh *peer.Mesh
 	id   meshcrypto.Identity
 	api  *client.ClientWithResponses
 }
 
 func (a *app) session() (*session, error) {
-	_, m, err := a.selected()
+	p, err := a.home.Open(a.mesh, a.env.HTTP)
+	var mismatch *peer.IdentityMismatchError
+	if errors.As(err, &mismatch) {
+		return nil, usagef("%v", err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	id, err := a.home.Identity()
-	if err != nil {
-		return nil, err
-	}
-	if id.PublicKeyHex() != m.Pubkey {
-		return nil, usagef("the identity in %s is not the one mesh %s was joined with: restore it, or join again", a.home.Dir, m.Slug)
-	}
-	api, err := m.REST(a.env.HTTP)
-	if err != nil {
-		return nil, err
-	}
-	return &session{mesh: m, id: id, api: api}, nil
+	return &session{p: p, mesh: p.Mesh, id: p.ID, api: p.API}, nil
 }
 
 // check is peer.Check for the session's server.

@@ -98,7 +98,7 @@ type tailer struct {
 	now    func() time.Time
 	hc     *http.Client
 
-	keys    *topicKeys
+	keys    *peer.TopicKeys
 	lastSeq int64 // the newest seq printed; only follow's goroutine touches it
 	outMu   sync.Mutex
 }
@@ -106,7 +106,7 @@ type tailer struct {
 // start fetches the key and prints the backlog; lastSeq is where the
 // stream resumes from (0 with no backlog: the stream starts live).
 func (t *tailer) start(ctx context.Context, backlog int) error {
-	if _, _, _, err := t.keys.fetch(ctx, 0); err != nil { // also: is the topic there for us?
+	if _, _, _, err := t.keys.Fetch(ctx, 0); err != nil { // also: is the topic there for us?
 		return topicHint(err, t.topic)
 	}
 	limit := max(backlog, 1)
@@ -138,9 +138,9 @@ func (t *tailer) show(ctx context.Context, m *client.Message) error {
 	if m.BodyVersion == client.MessageBodyVersionN2 {
 		// A key we lack may have been sealed for us since: look again, at
 		// most once a second per epoch.
-		_, _, _ = t.keys.get(ctx, max(m.KeyEpoch, 1), time.Second)
+		_, _, _ = t.keys.Get(ctx, max(m.KeyEpoch, 1), time.Second)
 	}
-	v := viewMessage(m, t.keys.held)
+	v := viewMessage(m, t.keys.Held)
 	t.lastSeq = m.Seq
 	t.outMu.Lock()
 	defer t.outMu.Unlock()
@@ -286,7 +286,7 @@ func (t *tailer) resealLoop(ctx context.Context, interval time.Duration) {
 	defer tick.Stop()
 	var lastErr string // say each distinct failure once, not every cycle
 	for {
-		names, err := t.keys.reseal(ctx)
+		names, err := t.keys.Reseal(ctx)
 		if len(names) > 0 {
 			t.note("sealed #%s's key for @%s", t.topic, strings.Join(names, ", @"))
 		}

@@ -311,7 +311,7 @@ func (a *app) topicHistoryCommand() *cobra.Command {
 			items := r.JSON200.Items
 			for i := range items {
 				if items[i].BodyVersion == client.MessageBodyVersionN2 {
-					if _, _, err := keys.get(cmd.Context(), max(items[i].KeyEpoch, 1), time.Hour); err != nil {
+					if _, _, err := keys.Get(cmd.Context(), max(items[i].KeyEpoch, 1), time.Hour); err != nil {
 						return topicHint(err, name)
 					}
 				}
@@ -321,7 +321,7 @@ func (a *app) topicHistoryCommand() *cobra.Command {
 			now := a.env.Now()
 			pending := 0
 			for i := range items {
-				v := viewMessage(&items[i], keys.held)
+				v := viewMessage(&items[i], keys.Held)
 				if v.Pending {
 					pending++
 				}
@@ -387,9 +387,9 @@ topic whose key nobody has sealed for you yet it sends nothing and exits 2.`,
 			cid := newClientID()
 			var r *client.PostMessageResponse
 			for attempt := 0; ; attempt++ {
-				key, epoch, err := keys.keyForPosting(cmd.Context())
+				key, epoch, err := keys.KeyForPosting(cmd.Context())
 				if err != nil {
-					return err
+					return topicHint(err, name)
 				}
 				ct, nonce, err := meshcrypto.EncryptV2(key, []byte(text))
 				if err != nil {

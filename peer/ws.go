@@ -43,6 +43,19 @@ func NewSessionID(prefix string) string {
 // A refused hello is an *APIError-like *WSRefusedError; a failed dial a
 // *NetworkError.
 func (m *Mesh) DialWS(ctx context.Context, id meshcrypto.Identity, sessionID string, hc *http.Client) (*ws.Client, error) {
+	return m.DialSession(ctx, id, WSSession{ID: sessionID}, hc)
+}
+
+// WSSession names a /ws session: its id and, for a Claude Code session,
+// the process and directory hooks will name it by (POST /hook/set-status).
+type WSSession struct {
+	ID  string
+	Pid *int
+	Cwd *string
+}
+
+// DialSession is DialWS with the session's pid and cwd in the hello.
+func (m *Mesh) DialSession(ctx context.Context, id meshcrypto.Identity, s WSSession, hc *http.Client) (*ws.Client, error) {
 	u, err := m.WSURL()
 	if err != nil {
 		return nil, err
@@ -54,7 +67,8 @@ func (m *Mesh) DialWS(ctx context.Context, id meshcrypto.Identity, sessionID str
 		}
 		return nil, &NetworkError{Server: m.Server, Err: unwrapURL(errors.Unwrap(err))}
 	}
-	err = c.Hello(ctx, ws.HelloOptions{Identity: id, MeshID: m.ID, MemberID: m.MemberID, SessionID: sessionID, DisplayName: m.DisplayName})
+	err = c.Hello(ctx, ws.HelloOptions{Identity: id, MeshID: m.ID, MemberID: m.MemberID, SessionID: s.ID,
+		DisplayName: m.DisplayName, Pid: s.Pid, Cwd: s.Cwd})
 	if err != nil {
 		_ = c.Conn().CloseNow()
 		if code, reason := ws.CloseStatus(err); code >= 4000 {
