@@ -15,6 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/claudemesh/claudemesh-go/api"
+	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/models"
 )
 
@@ -471,4 +472,53 @@ func TestFrameLimitMustCarryAMessage(t *testing.T) {
 	if err != nil || cfg.WSMaxFrameBytes < cfg.BodyLimit() {
 		t.Errorf("default frame limit with 4 MiB messages: %d < %d (%v)", cfg.WSMaxFrameBytes, cfg.BodyLimit(), err)
 	}
+}
+
+// TestSealsNameTheirEpoch: a claim or seal made with a key from before a
+// rotation is refused (409 key_epoch_mismatch with the current epoch), so a
+// client holding a stale key can never store it as the new epoch's.
+func TestSealsNameTheirEpoch(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *env) {
+		owner := e.signup()
+		m := e.createMesh(owner.AccessToken, "Epochs")
+		inv := e.invite(owner.AccessToken, m.Mesh.ID, map[string]any{"maxUses": 2})
+		alice, bob := e.joinWithIdentity(inv, "alice"), e.joinWithIdentity(inv, "bob")
+		e.must("POST", "/v1/topics", alice.APIKey.Key, map[string]string{"name": "vault"}, http.StatusCreated, nil)
+		e.must("POST", "/v1/topics/vault/join", bob.APIKey.Key, nil, http.StatusOK, nil)
+		seal := func(k [meshcrypto.TopicKeySize]byte, to cryptoPeer) (string, string) {
+			ek, nonce, err := meshcrypto.SealTopicKey(k, alice.id, to.id.PublicKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ek, nonce
+		}
+		mismatch := func(method, path string, body any, current int) {
+			t.Helper()
+			status, raw, _ := e.call(method, path, alice.APIKey.Key, body)
+			var p struct {
+				Code     string `json:"code"`
+				KeyEpoch int    `json:"keyEpoch"`
+			}
+			_ = json.Unmarshal(raw, &p)
+			if status != http.StatusConflict || p.Code != "key_epoch_mismatch" || p.KeyEpoch != current {
+				t.Fatalf("%s %s = %d %s, want 409 key_epoch_mismatch at epoch %d", method, path, status, raw, current)
+			}
+		}
+		k1, _ := meshcrypto.NewTopicKey()
+		ek, nonce := seal(k1, alice)
+		mismatch("POST", "/v1/topics/vault/claim-key", map[string]any{"encryptedKey": ek, "nonce": nonce, "keyEpoch": 2}, 1)
+		e.must("POST", "/v1/topics/vault/claim-key", alice.APIKey.Key, map[string]any{"encryptedKey": ek, "nonce": nonce, "keyEpoch": 1}, http.StatusCreated, nil)
+
+		e.must("POST", "/v1/topics/vault/rotate-key", alice.APIKey.Key, nil, http.StatusOK, nil)
+		// Alice still holds epoch 1's key; sealing it now would hand Bob a
+		// key that opens nothing new.
+		k2, _ := meshcrypto.NewTopicKey()
+		ek, nonce = seal(k2, alice)
+		mismatch("POST", "/v1/topics/vault/claim-key", map[string]any{"encryptedKey": ek, "nonce": nonce, "keyEpoch": 1}, 2)
+		e.must("POST", "/v1/topics/vault/claim-key", alice.APIKey.Key, map[string]any{"encryptedKey": ek, "nonce": nonce, "keyEpoch": 2}, http.StatusCreated, nil)
+		ek, nonce = seal(k1, bob)
+		mismatch("POST", "/v1/topics/vault/seal", map[string]any{"memberId": bob.Member.ID, "encryptedKey": ek, "nonce": nonce, "keyEpoch": 1}, 2)
+		ek, nonce = seal(k2, bob)
+		e.must("POST", "/v1/topics/vault/seal", alice.APIKey.Key, map[string]any{"memberId": bob.Member.ID, "encryptedKey": ek, "nonce": nonce, "keyEpoch": 2}, http.StatusCreated, nil)
+	})
 }

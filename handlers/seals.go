@@ -48,6 +48,7 @@ func (h *Handler) MyTopicKey(c echo.Context) error {
 type sealRequest struct {
 	EncryptedKey string `json:"encryptedKey"`
 	Nonce        string `json:"nonce"`
+	KeyEpoch     int    `json:"keyEpoch"`
 }
 
 // ClaimKey keys an unkeyed topic: POST /v1/topics/{name}/claim-key.
@@ -56,7 +57,7 @@ func (h *Handler) ClaimKey(c echo.Context) error {
 	if err := bind(c, &req, false); err != nil {
 		return err
 	}
-	k, err := h.Store.ClaimKey(c.Request().Context(), middleware.PrincipalFrom(c), topicParam(c), models.SealInput{EncryptedKey: req.EncryptedKey, Nonce: req.Nonce})
+	k, err := h.Store.ClaimKey(c.Request().Context(), middleware.PrincipalFrom(c), topicParam(c), models.SealInput{EncryptedKey: req.EncryptedKey, Nonce: req.Nonce, KeyEpoch: req.KeyEpoch})
 	if err != nil {
 		return err
 	}
@@ -88,6 +89,7 @@ type sealForRequest struct {
 	MemberID     string `json:"memberId"`
 	EncryptedKey string `json:"encryptedKey"`
 	Nonce        string `json:"nonce"`
+	KeyEpoch     int    `json:"keyEpoch"`
 }
 
 // Seal stores a seal for another member: POST /v1/topics/{name}/seal.
@@ -97,7 +99,7 @@ func (h *Handler) Seal(c echo.Context) error {
 		return err
 	}
 	k, err := h.Store.Seal(c.Request().Context(), middleware.PrincipalFrom(c), topicParam(c), req.MemberID,
-		models.SealInput{EncryptedKey: req.EncryptedKey, Nonce: req.Nonce})
+		models.SealInput{EncryptedKey: req.EncryptedKey, Nonce: req.Nonce, KeyEpoch: req.KeyEpoch})
 	if err != nil {
 		return err
 	}

@@ -53,11 +53,7 @@ func (h *Handler) TopicStream(c echo.Context) error {
 	topic := ta.Topic
 	wants := func(e *stream.Event) bool { return e.Kind == stream.KindMessage && e.TopicID == topic.ID }
 	revalidate := func(ctx context.Context) error {
-		if err := h.Store.StillValid(ctx, p); err != nil {
-			return err
-		}
-		_, err := h.Store.StreamTopicFor(ctx, p, topic.Name)
-		return accessLost(err)
+		return accessLost(h.Store.RecheckStream(ctx, p, topic.Name))
 	}
 	return h.serveStream(c, p, since, []models.Topic{topic}, wants, revalidate, nil)
 }

@@ -297,17 +297,6 @@ func (s *Store) AuthenticateAPIKey(ctx context.Context, secret string) (*Princip
 	return nil, errBadKey
 }
 
-// APIKeyLive reports whether a key is still usable (for long-lived streams).
-func (s *Store) APIKeyLive(ctx context.Context, keyID string) (bool, error) {
-	var n int64
-	err := s.db.WithContext(ctx).Table("api_keys AS k").
-		Joins("JOIN members m ON m.id = k.issued_by_member_id").
-		Joins("JOIN meshes s ON s.id = k.mesh_id").
-		Where("k.id = ? AND k.revoked_at IS NULL AND m.revoked_at IS NULL AND s.archived_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?)", keyID, s.nowUTC()).
-		Count(&n).Error
-	return n == 1, err
-}
-
 // usageThrottle remembers when each key's last_used_at was last written.
 type usageThrottle struct {
 	mu   sync.Mutex

@@ -276,6 +276,14 @@ func validPubkey(s string) bool {
 // reason; a database failure is returned as a plain error, never as a
 // refusal, so a transient outage does not look like a revocation.
 func (s *Store) StillValid(ctx context.Context, p *Principal) error {
+	return s.RecheckStream(ctx, p, "")
+}
+
+// RecheckStream is StillValid and, when topic is named, the topic stream's
+// access rules (still visible to the member, not archived), read in one
+// statement: every open stream runs it every few seconds, so its cost is
+// paid thousands of times a second on a busy node.
+func (s *Store) RecheckStream(ctx context.Context, p *Principal, topic string) error {
 	now := s.nowUTC()
 	if p.ExpiresAt != nil && !now.Before(*p.ExpiresAt) {
 		return E(KindUnauthorized, "credential_expired", "the credential behind this stream has expired")
@@ -285,13 +293,33 @@ func (s *Store) StillValid(ctx context.Context, p *Principal) error {
 			return err
 		}
 	}
+	if topic != "" {
+		topic = NormaliseTopicName(topic)
+		if !topicNameRe.MatchString(topic) || !inScope(p, topic) {
+			return errTopicNotFound
+		}
+	}
 	var st struct {
 		MemberRevokedAt *time.Time
 		Role            string
 		MeshArchivedAt  *time.Time
+		KeyFound        bool
+		KeyRevokedAt    *time.Time
+		KeyExpiresAt    *time.Time
+		TopicID         *string
+		TopicVisibility *string
+		TopicArchivedAt *time.Time
+		TopicMember     bool
 	}
-	err := s.db.WithContext(ctx).Raw(`SELECT m.revoked_at AS member_revoked_at, m.role, s.archived_at AS mesh_archived_at
-		FROM members m JOIN meshes s ON s.id = m.mesh_id WHERE m.id = ? AND m.mesh_id = ?`, p.MemberID, p.MeshID).Scan(&st).Error
+	err := s.db.WithContext(ctx).Raw(`SELECT m.revoked_at AS member_revoked_at, m.role, s.archived_at AS mesh_archived_at,
+			k.id IS NOT NULL AS key_found, k.revoked_at AS key_revoked_at, k.expires_at AS key_expires_at,
+			t.id AS topic_id, t.visibility AS topic_visibility, t.archived_at AS topic_archived_at,
+			tm.member_id IS NOT NULL AS topic_member
+		FROM members m JOIN meshes s ON s.id = m.mesh_id
+		LEFT JOIN api_keys k ON k.id = ?
+		LEFT JOIN topics t ON t.mesh_id = m.mesh_id AND t.name = ?
+		LEFT JOIN topic_members tm ON tm.topic_id = t.id AND tm.member_id = m.id
+		WHERE m.id = ? AND m.mesh_id = ?`, p.APIKeyID, topic, p.MemberID, p.MeshID).Scan(&st).Error
 	switch {
 	case err != nil:
 		return fmt.Errorf("re-check member %s: %w", p.MemberID, err)
@@ -303,18 +331,26 @@ func (s *Store) StillValid(ctx context.Context, p *Principal) error {
 		return E(KindUnauthorized, "credential_revoked", "the member behind this stream was revoked")
 	}
 	if p.APIKeyID != "" {
-		var k APIKey
-		err := s.db.WithContext(ctx).Select("revoked_at", "expires_at").Where("id = ?", p.APIKeyID).Take(&k).Error
 		switch {
-		case errors.Is(err, gorm.ErrRecordNotFound):
+		case !st.KeyFound:
 			return E(KindUnauthorized, "credential_revoked", "the API key behind this stream no longer exists")
-		case err != nil:
-			return fmt.Errorf("re-check api key %s: %w", p.APIKeyID, err)
-		case k.RevokedAt != nil:
+		case st.KeyRevokedAt != nil:
 			return E(KindUnauthorized, "credential_revoked", "the API key behind this stream was revoked")
-		case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+		case st.KeyExpiresAt != nil && !now.Before(*st.KeyExpiresAt):
 			return E(KindUnauthorized, "credential_expired", "the API key behind this stream has expired")
 		}
+	}
+	if topic == "" {
+		return nil
+	}
+	// The same rules as topicFor and StreamTopicFor, in the same order.
+	switch {
+	case st.TopicID == nil:
+		return errTopicNotFound
+	case !st.TopicMember && (st.TopicVisibility == nil || *st.TopicVisibility != VisibilityPublic):
+		return errTopicNotFound
+	case st.TopicArchivedAt != nil:
+		return E(KindConflict, "topic_archived", "#%s was archived", topic)
 	}
 	return nil
 }

@@ -35,6 +35,17 @@ type TopicMemberKey struct {
 type SealInput struct {
 	EncryptedKey string
 	Nonce        string
+	// KeyEpoch is the epoch the caller believes current (0: not stated). A
+	// stated epoch that is not current is refused, so a key cached before a
+	// rotation is never stored as the new epoch's.
+	KeyEpoch int
+}
+
+// epochMismatch refuses a seal or claim made for another epoch.
+func epochMismatch(topic string, stated, current int) error {
+	e := E(KindConflict, "key_epoch_mismatch", "#%s is at key epoch %d, not %d: fetch the current key (or claim it) and try again", topic, current, stated)
+	e.Extra = map[string]any{"keyEpoch": current}
+	return e
 }
 
 // checkSeal validates the blob and that its inline sender key is the
@@ -111,8 +122,13 @@ func (s *Store) ClaimKey(ctx context.Context, p *Principal, topic string, in Sea
 		if ta.Topic.ArchivedAt != nil {
 			return E(KindConflict, "topic_archived", "#%s is archived", ta.Topic.Name)
 		}
-		res := tx.Exec("UPDATE topics SET encrypted_key_pubkey = ?, key_epoch = CASE WHEN key_epoch = 0 THEN 1 ELSE key_epoch END WHERE id = ? AND encrypted_key_pubkey IS NULL",
-			senderHex, ta.Topic.ID)
+		if in.KeyEpoch != 0 && in.KeyEpoch != max(ta.Topic.KeyEpoch, 1) {
+			return epochMismatch(ta.Topic.Name, in.KeyEpoch, max(ta.Topic.KeyEpoch, 1))
+		}
+		// Guarded by the epoch read above too: a rotation committed since
+		// must not receive a key claimed for the epoch before it.
+		res := tx.Exec("UPDATE topics SET encrypted_key_pubkey = ?, key_epoch = CASE WHEN key_epoch = 0 THEN 1 ELSE key_epoch END WHERE id = ? AND encrypted_key_pubkey IS NULL AND key_epoch = ?",
+			senderHex, ta.Topic.ID, ta.Topic.KeyEpoch)
 		if res.Error != nil {
 			return fmt.Errorf("claim topic key: %w", res.Error)
 		}
@@ -206,6 +222,9 @@ func (s *Store) Seal(ctx context.Context, p *Principal, topic, recipientID strin
 		}
 		if !ta.Topic.KeyClaimed() {
 			return E(KindConflict, "topic_not_keyed", "#%s has no key for epoch %d yet; claim it first", ta.Topic.Name, ta.Topic.KeyEpoch)
+		}
+		if in.KeyEpoch != 0 && in.KeyEpoch != ta.Topic.KeyEpoch {
+			return epochMismatch(ta.Topic.Name, in.KeyEpoch, ta.Topic.KeyEpoch)
 		}
 		var held int64
 		if err := tx.Model(&TopicMemberKey{}).Where("topic_id = ? AND member_id = ? AND epoch = ? AND sealed_for_pubkey = ?", ta.Topic.ID, p.MemberID, ta.Topic.KeyEpoch, p.Pubkey).

@@ -79,6 +79,8 @@ type Frame struct {
 	Data json.RawMessage `json:"data"`
 	// peers
 	Peers []PeerView `json:"peers"`
+	// message_status
+	Messages []MessageState `json:"messages"`
 	// subscribed
 	Topics  []string `json:"topics"`
 	LastSeq int64    `json:"lastSeq"`

@@ -232,6 +232,8 @@ func (c *conn) readLoop(ctx context.Context) {
 			c.handleSetStatus(ctx, &f)
 		case TypeListPeers:
 			c.handleListPeers(ctx, &f)
+		case TypeMessageStatus:
+			c.handleMessageStatus(ctx, &f)
 		case TypeSubscribe:
 			c.handleSubscribe(ctx, &f)
 		case TypeUnsubscribe:

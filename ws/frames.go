@@ -191,3 +191,19 @@ func (c *conn) handleListPeers(ctx context.Context, f *clientFrame) {
 	}
 	_ = c.write(ctx, mustJSON(peersFrame{Type: TypePeers, Ref: f.Ref, Peers: views}))
 }
+
+// handleMessageStatus tells a sender where its direct messages stand; ids
+// it did not send are left out.
+func (c *conn) handleMessageStatus(ctx context.Context, f *clientFrame) {
+	rows, err := c.s.store.QueueStates(ctx, c.p.MeshID, c.p.MemberID, f.IDs)
+	if err != nil {
+		c.storeError(ctx, f.Ref, err)
+		return
+	}
+	out := make([]MessageState, len(rows))
+	for i, r := range rows {
+		out[i] = MessageState{ID: r.ID, To: r.RecipientMemberID, State: r.State, CreatedAt: r.CreatedAt,
+			DeliveredAt: r.DeliveredAt, AckedAt: r.AckedAt, ExpiredAt: r.ExpiredAt}
+	}
+	_ = c.write(ctx, mustJSON(messageStatusFrame{Type: TypeMessageStatus, Ref: f.Ref, Messages: out}))
+}

@@ -41,22 +41,24 @@ const (
 
 // Frame types.
 const (
-	TypeChallenge    = "challenge"
-	TypeHello        = "hello"
-	TypeWelcome      = "welcome"
-	TypeSend         = "send"
-	TypeAck          = "ack"
-	TypePush         = "push"
-	TypeSetStatus    = "set_status"
-	TypeListPeers    = "list_peers"
-	TypePeers        = "peers"
-	TypePresence     = "presence"
-	TypeSubscribe    = "subscribe"
-	TypeSubscribed   = "subscribed"
-	TypeUnsubscribe  = "unsubscribe"
-	TypeMessage      = "message"
-	TypeNotification = "notification"
-	TypeError        = "error"
+	TypeChallenge = "challenge"
+	TypeHello     = "hello"
+	TypeWelcome   = "welcome"
+	TypeSend      = "send"
+	TypeAck       = "ack"
+	TypePush      = "push"
+	TypeSetStatus = "set_status"
+	TypeListPeers = "list_peers"
+	// TypeMessageStatus is both the question (ids) and its answer (messages).
+	TypeMessageStatus = "message_status"
+	TypePeers         = "peers"
+	TypePresence      = "presence"
+	TypeSubscribe     = "subscribe"
+	TypeSubscribed    = "subscribed"
+	TypeUnsubscribe   = "unsubscribe"
+	TypeMessage       = "message"
+	TypeNotification  = "notification"
+	TypeError         = "error"
 )
 
 var (
@@ -209,6 +211,24 @@ type ackFrame struct {
 	Acked    *int      `json:"acked,omitempty"`
 	Changed  *bool     `json:"changed,omitempty"`
 	Session  *PeerView `json:"session,omitempty"`
+}
+
+// MessageState is where a direct message stands, for its sender: queued,
+// delivered (pushed, not acked), acked or expired.
+type MessageState struct {
+	ID          string     `json:"id"`
+	To          string     `json:"to"`
+	State       string     `json:"state"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	DeliveredAt *time.Time `json:"deliveredAt"`
+	AckedAt     *time.Time `json:"ackedAt"`
+	ExpiredAt   *time.Time `json:"expiredAt"`
+}
+
+type messageStatusFrame struct {
+	Type     string         `json:"type"`
+	Ref      string         `json:"ref,omitempty"`
+	Messages []MessageState `json:"messages"`
 }
 
 type peersFrame struct {

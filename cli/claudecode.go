@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/claudemesh/claudemesh-go/claudecode"
+)
+
+func (a *app) claudePaths() (claudecode.Paths, error) {
+	home, err := a.userHome()
+	if err != nil {
+		return claudecode.Paths{}, err
+	}
+	return claudecode.DefaultPaths(home, a.home.Dir), nil
+}
+
+func printChanges(w io.Writer, cs []claudecode.Change) {
+	last := ""
+	for _, c := range cs {
+		if c.File != last {
+			fmt.Fprintf(w, "%s:\n", c.File)
+			last = c.File
+		}
+		fmt.Fprintf(w, "  - %s\n", c.What)
+	}
+}
+
+func (a *app) installCommand() *cobra.Command {
+	var write, noHooks bool
+	c := &cobra.Command{
+		Use:   "install",
+		Short: "Wire claudemesh into Claude Code: the MCP server, the status hooks, tool permissions and a skill",
+		Long: `Show what connecting Claude Code to the mesh takes, and with --write do it:
+  ~/.claude.json           mcpServers.claudemesh = {"command": "claudemesh", "args": ["mcp"]}
+  ~/.claude/settings.json  UserPromptSubmit and Stop hooks running ` + "`claudemesh hook working|idle`" + `,
+                           and "mcp__claudemesh__*" in permissions.allow
+  ~/.claude/skills/claudemesh/SKILL.md  when and how the model uses the tools
+Everything else in those files is kept. A changed file is backed up first
+(<file>.claudemesh-backup). Running it again changes nothing;
+` + "`claudemesh uninstall`" + ` removes exactly what it added.`,
+		Example: "  claudemesh install\n  claudemesh install --write\n  claudemesh install --write --no-hooks",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := a.claudePaths()
+			if err != nil {
+				return err
+			}
+			cs, err := claudecode.Install(p, noHooks, write)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch {
+			case len(cs) == 0:
+				fmt.Fprintln(out, "claudemesh is already installed for Claude Code: nothing to do")
+			case write:
+				fmt.Fprintln(out, "installed:")
+				printChanges(out, cs)
+				fmt.Fprintln(out, "restart Claude Code (or run `claudemesh launch`) to connect a session")
+			default:
+				fmt.Fprintln(out, "claudemesh install would:")
+				printChanges(out, cs)
+				fmt.Fprintln(out, "run `claudemesh install --write` to apply")
+			}
+			if _, err := exec.LookPath("claudemesh"); err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "note: `claudemesh` is not on your PATH; Claude Code runs it by that name")
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&write, "write", false, "apply the changes (default: only show them)")
+	c.Flags().BoolVar(&noHooks, "no-hooks", false, "leave the hooks out (status then comes from the transcript alone)")
+	return c
+}
+
+func (a *app) uninstallCommand() *cobra.Command {
+	var dryRun bool
+	c := &cobra.Command{
+		Use:     "uninstall",
+		Short:   "Remove what `claudemesh install` added to Claude Code's settings, and nothing else",
+		Example: "  claudemesh uninstall --dry-run\n  claudemesh uninstall",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := a.claudePaths()
+			if err != nil {
+				return err
+			}
+			cs, err := claudecode.Uninstall(p, !dryRun)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch {
+			case len(cs) == 0:
+				fmt.Fprintln(out, "nothing of claudemesh is installed in Claude Code")
+			case dryRun:
+				fmt.Fprintln(out, "claudemesh uninstall would:")
+				printChanges(out, cs)
+			default:
+				fmt.Fprintln(out, "uninstalled:")
+				printChanges(out, cs)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "only show what would be removed")
+	return c
+}
+
+func (a *app) launchCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "launch [mesh] [-- claude args...]",
+		Short: "Start Claude Code connected to the mesh, with incoming messages pushed into the session",
+		Long: `Start ` + "`claude`" + ` with a fresh session id and the claudemesh channel
+enabled, so messages from peers appear in the conversation as they arrive.
+The MCP server runs as that session (CLAUDEMESH_SESSION_ID), in the given
+mesh (default: your default mesh). Without ` + "`claudemesh install`" + ` the server
+is passed with --mcp-config. Arguments after -- go to claude.`,
+		Example: "  claudemesh launch\n  claudemesh launch work -- --model opus",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mesh := a.mesh
+			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+				if dash > 1 {
+					return usagef("launch takes one mesh before --")
+				}
+				if dash == 1 {
+					mesh = args[0]
+				}
+				args = args[dash:]
+			} else if len(args) > 1 {
+				return usagef("launch takes one mesh; pass claude's own arguments after --")
+			} else if len(args) == 1 {
+				mesh, args = args[0], nil
+			}
+			cfg, err := a.home.Load()
+			if err != nil {
+				return err
+			}
+			m, err := cfg.Select(mesh)
+			if err != nil {
+				return err
+			}
+			claude, err := exec.LookPath("claude")
+			if err != nil {
+				return usagef("Claude Code (`claude`) is not on your PATH: install it first")
+			}
+			sid := uuid.NewString()
+			argv := []string{"--session-id", sid, "--dangerously-load-development-channels", "server:" + claudecode.ServerName}
+			if !a.serverInstalled() {
+				b, _ := json.Marshal(map[string]any{"mcpServers": map[string]any{claudecode.ServerName: map[string]any{"command": "claudemesh", "args": []string{"mcp"}}}})
+				argv = append(argv, "--mcp-config", string(b))
+			}
+			argv = append(argv, args...)
+			run := exec.CommandContext(cmd.Context(), claude, argv...)
+			run.Stdin, run.Stdout, run.Stderr = a.env.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+			run.Env = append(os.Environ(), "CLAUDEMESH_SESSION_ID="+sid, "CLAUDEMESH_CHANNEL=1", "CLAUDEMESH_MESH="+m.ID)
+			fmt.Fprintf(cmd.ErrOrStderr(), "starting Claude Code in mesh %s as @%s (session %s)\n", m.Slug, m.DisplayName, sid)
+			err = run.Run()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return &exitError{code: ee.ExitCode()}
+			}
+			return err
+		},
+	}
+}
+
+// serverInstalled reports whether ~/.claude.json names the claudemesh server.
+func (a *app) serverInstalled() bool {
+	p, err := a.claudePaths()
+	if err != nil {
+		return false
+	}
+	b, err := os.ReadFile(p.ClaudeJSON)
+	if err != nil {
+		return false
+	}
+	var v struct {
+		MCPServers map[string]json.RawMessage `json:"mcpServers"`
+	}
+	return json.Unmarshal(b, &v) == nil && v.MCPServers[claudecode.ServerName] != nil
+}
+
+// exitError passes a child's exit code through.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return "claude exited with status " + fmt.Sprint(e.code) }

@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/claudemesh/claudemesh-go/claudecode"
+	"github.com/claudemesh/claudemesh-go/client"
+)
+
+// Hook time limits: a hook must never hold Claude Code up. The whole
+// hook, stdin included, ends within hookBudget of its start, so even a
+// slow start, a stdin nobody closes and a broker that never answers stay
+// well inside the 2 s a hook may take.
+const (
+	hookStdinWait = 500 * time.Millisecond
+	hookCallLimit = time.Second
+	hookBudget    = 1200 * time.Millisecond
+)
+
+func (a *app) hookCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "hook",
+		Short: "Claude Code hooks: report the session's status to the broker (never blocks, always exits 0)",
+		Long: `Run by Claude Code hooks (see ` + "`claudemesh install`" + `). Each reads the hook
+JSON on stdin for at most 0.5 s, reports the status for the session in its
+cwd with POST /hook/set-status (at most 1 s), and exits 0 whatever happens;
+a failure is one line on stderr.`,
+		Example: `  # ~/.claude/settings.json (claudemesh install --write adds these)
+  "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "claudemesh hook idle"}]}]}
+  echo '{"hook_event_name":"Stop","cwd":"'$PWD'"}' | claudemesh hook set-status`,
+	}
+	fixed := func(use, status, short string) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, Example: "  claudemesh hook " + use + " < hook.json",
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				ctx, cancel := context.WithTimeout(cmd.Context(), hookBudget)
+				defer cancel()
+				p := claudecode.ReadHookPayload(ctx, cmd.InOrStdin(), hookStdinWait)
+				a.hookReport(ctx, cmd, status, p)
+				return nil
+			}}
+	}
+	c.AddCommand(fixed("working", claudecode.Working, "Report the session as working (for the UserPromptSubmit hook)"),
+		fixed("idle", claudecode.Idle, "Report the session as idle (for the Stop hook)"),
+		&cobra.Command{Use: "set-status", Short: "Report the status the hook event means: UserPromptSubmit → working, Stop → idle, others ignored",
+			Args: cobra.NoArgs, Example: "  claudemesh hook set-status < hook.json",
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				ctx, cancel := context.WithTimeout(cmd.Context(), hookBudget)
+				defer cancel()
+				p := claudecode.ReadHookPayload(ctx, cmd.InOrStdin(), hookStdinWait)
+				if st, ok := claudecode.StatusForEvent(p.HookEventName); ok {
+					a.hookReport(ctx, cmd, st, p)
+				}
+				return nil
+			}})
+	return c
+}
+
+// hookReport posts the status; every failure is a line on stderr only.
+func (a *app) hookReport(ctx context.Context, cmd *cobra.Command, status string, p claudecode.HookPayload) {
+	errOut := cmd.ErrOrStderr()
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = a.env.Getenv("CLAUDE_PROJECT_DIR")
+	}
+	if cwd == "" {
+		cwd, _ = os.Getwd()
+	}
+	hc := *a.env.HTTP
+	hc.Timeout = hookCallLimit // also bounds a broker that accepts and never answers
+	s, err := a.home.Open(a.mesh, &hc)
+	if err != nil {
+		fmt.Fprintf(errOut, "claudemesh hook: %v\n", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, hookCallLimit)
+	defer cancel()
+	r, err := s.API.SetStatusFromHookWithResponse(ctx, client.HookStatusRequest{Status: client.PeerStatus(status), Pid: os.Getppid(), Cwd: cwd})
+	if err := s.Check(err, r, http.StatusOK); err != nil {
+		fmt.Fprintf(errOut, "claudemesh hook: status %s not reported: %v\n", status, err)
+	}
+}

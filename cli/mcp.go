@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/spf13/cobra"
+
+	"github.com/claudemesh/claudemesh-go/claudecode"
+	"github.com/claudemesh/claudemesh-go/mcpserver"
+)
+
+// version is reported to MCP clients.
+const version = "0.1.0"
+
+func (a *app) mcpCommand() *cobra.Command {
+	var channel, noWatch bool
+	c := &cobra.Command{
+		Use:   "mcp",
+		Short: "Run the MCP server that connects a Claude Code session to the mesh (stdio)",
+		Long: `Serve the Model Context Protocol on stdin/stdout as the server "claudemesh".
+Claude Code starts it (see ` + "`claudemesh install`" + `); it holds the session's
+connection to the broker, gives the model tools (send_message, list_peers,
+check_messages, set_summary, set_status, message_status, topic_post,
+topic_history), pushes incoming messages as channel notifications, and
+reports the status inferred from the session's transcript.
+
+The session id is $CLAUDEMESH_SESSION_ID when set (claudemesh launch sets
+it to Claude Code's session id), else derived from the parent process and
+directory, so a restarted server resumes the same session and spool.
+Diagnostics go to stderr.`,
+		Example: `  # ~/.claude.json (claudemesh install --write adds it)
+  "mcpServers": {"claudemesh": {"command": "claudemesh", "args": ["mcp"]}}
+  claude mcp add claudemesh -- claudemesh mcp --mesh work`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cwd, err := os.Getwd()
+			if err != nil {
+				return err
+			}
+			ppid := os.Getppid()
+			sid := a.env.Getenv("CLAUDEMESH_SESSION_ID")
+			if sid == "" {
+				sid = derivedSessionID(ppid, cwd)
+			}
+			if a.env.Getenv("CLAUDEMESH_CHANNEL") == "1" {
+				channel = true
+			}
+			errOut := cmd.ErrOrStderr()
+			mesh := a.mesh
+			if mesh == "" {
+				mesh = a.env.Getenv("CLAUDEMESH_MESH") // set by claudemesh launch
+			}
+			opt := mcpserver.Options{Home: a.home, Mesh: mesh, HTTP: a.env.HTTP, SessionID: sid, Pid: ppid, Cwd: cwd,
+				Channel: channel, Version: version,
+				Logf: func(format string, args ...any) { fmt.Fprintf(errOut, "claudemesh mcp: "+format+"\n", args...) }}
+			if v := a.env.Getenv("CLAUDEMESH_RESEAL_INTERVAL"); v != "" {
+				d, err := time.ParseDuration(v)
+				if err != nil || d <= 0 {
+					return usagef("CLAUDEMESH_RESEAL_INTERVAL must be a positive duration like 30s, got %q", v)
+				}
+				opt.ResealEvery = d
+			}
+			if !noWatch {
+				opt.Watch = a.transcriptWatch(cwd, sid)
+			}
+			t := &mcp.IOTransport{Reader: readCloser{cmd.InOrStdin()}, Writer: writeCloser{cmd.OutOrStdout()}}
+			err = mcpserver.Run(cmd.Context(), opt, t)
+			if cmd.Context().Err() != nil {
+				return nil // stopped by a signal
+			}
+			return err
+		},
+	}
+	c.Flags().BoolVar(&channel, "channel", false, "push incoming messages as notifications/claude/channel even if the client did not declare it")
+	c.Flags().BoolVar(&noWatch, "no-watch", false, "do not infer the status from the session's transcript")
+	return c
+}
+
+// derivedSessionID names the session after the Claude Code process (the
+// parent) and directory: stable when Claude Code restarts this server.
+func derivedSessionID(ppid int, cwd string) string {
+	h := sha256.Sum256([]byte(strconv.Itoa(ppid) + "\x00" + cwd))
+	return "cc-" + hex.EncodeToString(h[:8])
+}
+
+// readCloser and writeCloser adapt the command's stdin and stdout for the
+// MCP transport; closing the session must not close the process's stdio.
+type readCloser struct{ io.Reader }
+
+func (readCloser) Close() error { return nil }
+
+type writeCloser struct{ io.Writer }
+
+func (writeCloser) Close() error { return nil }
+
+// transcriptWatch infers the session's status from its transcript under
+// ~/.claude/projects (claudecode.Watch).
+func (a *app) transcriptWatch(cwd, sessionID string) func(ctx context.Context, report func(string)) error {
+	return func(ctx context.Context, report func(string)) error {
+		home, err := a.userHome()
+		if err != nil {
+			return err
+		}
+		return claudecode.Watch(ctx, claudecode.WatchOptions{Dirs: claudecode.ProjectDirs(home, cwd), SessionID: sessionID, Now: a.env.Now}, report)
+	}
+}
+
+// userHome is $HOME, else the OS's idea of it.
+func (a *app) userHome() (string, error) {
+	if h := a.env.Getenv("HOME"); h != "" {
+		return h, nil
+	}
+	return os.UserHomeDir()
+}

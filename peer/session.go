@@ -1,0 +1,84 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/claudemesh/claudemesh-go/client"
+	"github.com/claudemesh/claudemesh-go/meshcrypto"
+)
+
+// Session is one joined mesh ready to act in: the mesh, the identity it
+// was joined with, and its REST client. The CLI, the MCP server and the
+// hooks all start from one.
+type Session struct {
+	Mesh *Mesh
+	ID   meshcrypto.Identity
+	API  *client.ClientWithResponses
+}
+
+// Open loads the config and identity and selects the mesh sel (slug or
+// id; "" is the default mesh). It refuses an identity that is not the one
+// the mesh was joined with, since nothing it signs or opens would work.
+func (h Home) Open(sel string, hc *http.Client) (*Session, error) {
+	cfg, err := h.Load()
+	if err != nil {
+		return nil, err
+	}
+	m, err := cfg.Select(sel)
+	if err != nil {
+		return nil, err
+	}
+	id, err := h.Identity()
+	if err != nil {
+		return nil, err
+	}
+	if id.PublicKeyHex() != m.Pubkey {
+		return nil, &IdentityMismatchError{Dir: h.Dir, Slug: m.Slug}
+	}
+	api, err := m.REST(hc)
+	if err != nil {
+		return nil, err
+	}
+	return &Session{Mesh: m, ID: id, API: api}, nil
+}
+
+// IdentityMismatchError: the identity file is not the mesh's member key.
+type IdentityMismatchError struct{ Dir, Slug string }
+
+func (e *IdentityMismatchError) Error() string {
+	return "the identity in " + e.Dir + " is not the one mesh " + e.Slug + " was joined with: restore it, or join again"
+}
+
+// Check is peer.Check for the session's server.
+func (s *Session) Check(err error, r Response, want ...int) error {
+	return Check(s.Mesh.Server, err, r, want...)
+}
+
+// ErrNoSuchMember: no member of the mesh matches a recipient.
+var ErrNoSuchMember = errors.New("no such member")
+
+// ResolveMember finds a member by @name, member id or pubkey.
+func (s *Session) ResolveMember(ctx context.Context, to string) (client.Member, error) {
+	name := strings.ToLower(strings.TrimPrefix(to, "@"))
+	limit := client.Limit(200)
+	var cursor *string
+	for {
+		r, err := s.API.ListMembersWithResponse(ctx, &client.ListMembersParams{Limit: &limit, Cursor: cursor})
+		if err := s.Check(err, r, http.StatusOK); err != nil {
+			return client.Member{}, err
+		}
+		for _, m := range r.JSON200.Items {
+			if m.Id.String() == to || (strings.HasPrefix(to, "@") && m.DisplayName == name) || m.Pubkey == to {
+				return m, nil
+			}
+		}
+		if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
+			return client.Member{}, fmt.Errorf("%w %s in mesh %s", ErrNoSuchMember, to, s.Mesh.Slug)
+		}
+		cursor = r.JSON200.NextCursor
+	}
+}
