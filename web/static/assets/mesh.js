@@ -212,20 +212,24 @@ export class MeshCtx {
     const key = cx.newTopicKey();
     const seal = cx.sealTopicKey(key, this.identity, this.identity.pubkey);
     try {
-      const s = await this.call("POST", `/v1/topics/${enc(topic.name)}/claim-key`, seal);
+      // keyEpoch: the epoch we mean to key (1 for a never-keyed topic); a
+      // rotation meanwhile is refused (409 key_epoch_mismatch).
+      const s = await this.call("POST", `/v1/topics/${enc(topic.name)}/claim-key`, { ...seal, keyEpoch: Math.max(topic.keyEpoch, 1) });
       this.addKey(topic.name, s.keyEpoch, key);
       Object.assign(topic, { keyed: true, keyEpoch: s.keyEpoch, keyPubkey: cx.sealSenderHex(seal.encryptedKey) });
       return "ready";
     } catch (e) {
-      if (e.code !== "topic_already_keyed") throw e;
-      await this.refreshTopic(topic); // someone was first: use theirs once it is sealed to us
+      if (e.code !== "topic_already_keyed" && e.code !== "key_epoch_mismatch") throw e;
+      await this.refreshTopic(topic); // someone was first (or the epoch moved on): use theirs once it is sealed to us
       return this.keyState(topic);
     }
   }
 
   // reseal seals the current epoch's key for every topic member still
   // waiting; the same duty the CLI's `topic tail` runs every 30 s. The
-  // caller refreshes the topic first, so we never seal an old epoch's key.
+  // caller refreshes the topic first, and each seal names its epoch, so
+  // the broker refuses it if a rotation came in between (409
+  // key_epoch_mismatch): an old key is never stored as the new epoch's.
   async reseal(topic) {
     const key = this.keyFor(topic.name, topic.keyEpoch);
     if (!key || !topic.keyPubkey) return 0;
@@ -233,10 +237,10 @@ export class MeshCtx {
     for (const p of await this.list(`/v1/topics/${enc(topic.name)}/pending-seals`)) {
       if (p.memberId === this.m.memberId) continue;
       try {
-        await this.call("POST", `/v1/topics/${enc(topic.name)}/seal`, { memberId: p.memberId, ...cx.sealTopicKey(key, this.identity, p.pubkey) });
+        await this.call("POST", `/v1/topics/${enc(topic.name)}/seal`, { memberId: p.memberId, ...cx.sealTopicKey(key, this.identity, p.pubkey), keyEpoch: topic.keyEpoch });
         n++;
       } catch (e) {
-        if (["topic_not_keyed", "not_key_holder"].includes(e.code)) return n; // the epoch moved on: next cycle
+        if (["topic_not_keyed", "not_key_holder", "key_epoch_mismatch"].includes(e.code)) return n; // the epoch moved on: next cycle
         if (!["seal_exists", "unusable_pubkey", "validation_failed"].includes(e.code)) throw e;
       }
     }
