@@ -41,10 +41,13 @@ func inCI() bool {
 	return strings.EqualFold(v, "true") || v == "1"
 }
 
-// TestDashboardInBrowser is issue #13's acceptance run: two users in two
-// browser contexts, an invite, an encrypted topic whose key is sealed to the
-// second browser by the first one's re-seal cycle, live updates, the
-// ciphertext-only database, and revocation ending the second page's stream.
+// TestDashboardInBrowser is the dashboard's acceptance run: users in their
+// own browser contexts, an invite join linked to the account, an encrypted
+// topic whose key is sealed to the second browser by the first one's
+// re-seal cycle, live updates, the cross-mesh inbox, invite revocation,
+// revocation ending a page's stream and rotating the topic key (a new epoch
+// both remaining browsers read, with older messages still open), rename,
+// archive ending the second page's stream, and the ciphertext-only database.
 // It needs Debian's chromium and node; it installs them (chromium: apt, as
 // root) and playwright-core when missing, and fails when it cannot. Set
 // CLAUDEMESH_TEST_SKIP_BROWSER=1 to skip it knowingly (never under CI=true).
@@ -145,17 +148,30 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("the key took %d ms to reach the second browser; want about one 2 s cycle", result.SealMS)
 	}
 
-	// No console errors. The one allowance: once the second user is revoked,
-	// a request of theirs already in flight may be refused with 401.
+	// No console errors, except the browser's own log line for a refusal the
+	// run provokes on purpose: a revoked member's or an archived mesh's
+	// requests already in flight, the preview of a revoked invite, and the
+	// simulated database outage.
+	allowedStatus := map[[2]string][]string{
+		{"linus", "revoked"}:        {"401", "403", "404"},
+		{"linus", "revoked-invite"}: {"410"},
+		{"grace", "db-down"}:        {"503"},
+		{"grace", "archived"}:       {"401", "403", "404", "410"},
+	}
 	allowed := 0
 	for _, e := range result.ConsoleErrors {
-		if e.Who == "grace" && e.Phase == "revoked" && strings.Contains(e.Text, "status of 401") {
+		ok := false
+		for _, code := range allowedStatus[[2]string{e.Who, e.Phase}] {
+			ok = ok || strings.Contains(e.Text, "status of "+code)
+		}
+		if ok {
 			allowed++
+			t.Logf("expected console error (%s, %s): %s %s", e.Who, e.Phase, e.Text, e.URL)
 			continue
 		}
 		t.Errorf("console error (%s, %s): %s %s", e.Who, e.Phase, e.Text, e.URL)
 	}
-	t.Logf("%d console errors, %d of them a revoked member's refused request", len(result.ConsoleErrors), allowed)
+	t.Logf("%d console errors, %d of them a refusal the run provokes", len(result.ConsoleErrors), allowed)
 	checkRequests(t, base, result.Requests)
 	checkCiphertextOnly(t, store, result.Plaintexts)
 }

@@ -16,7 +16,37 @@ const RT = "claudemesh.refreshToken";
 
 export const auth = { user: null, access: null, exp: 0, timer: 0, onSignedOut: () => {} };
 
+// db reports whether the broker's database is answering. While a request
+// is refused with 503 database_unavailable the page shows a calm "retrying"
+// state (app.js) instead of an error, and retries after Retry-After.
+export const db = { down: false, onChange: () => {} };
+function setDbDown(v) {
+  if (db.down === v) return;
+  db.down = v;
+  db.onChange(v);
+}
+const DB_RETRY_FOR_MS = 120000;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 export async function request(method, path, { token, body } = {}) {
+  const started = Date.now();
+  for (;;) {
+    try {
+      const data = await requestOnce(method, path, token, body);
+      setDbDown(false);
+      return data;
+    } catch (e) {
+      // The broker answers 503 database_unavailable only when it did not
+      // store anything; posts carry a clientMessageId, so a retry never
+      // doubles a message.
+      if (e.status !== 503 || e.code !== "database_unavailable" || Date.now() - started > DB_RETRY_FOR_MS) throw e;
+      setDbDown(true);
+      await sleep(Math.min(30, Math.max(1, e.retryAfter || 2)) * 1000);
+    }
+  }
+}
+
+async function requestOnce(method, path, token, body) {
   const headers = { accept: "application/json" };
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
@@ -34,7 +64,11 @@ export async function request(method, path, { token, body } = {}) {
   } catch {
     data = null;
   }
-  if (!res.ok) throw new ApiError(res.status, data || { detail: text });
+  if (!res.ok) {
+    const err = new ApiError(res.status, data || { detail: text });
+    err.retryAfter = Number(res.headers.get("retry-after")) || 0;
+    throw err;
+  }
   return data;
 }
 
@@ -143,7 +177,9 @@ export function parseContract(text) {
     inviteRevoke: ops.has("DELETE /v1/meshes/{}/invites/{}"),
     rename: ops.has("PATCH /v1/meshes/{}"),
     leave: ops.has("POST /v1/meshes/{}/leave"),
-    archive: ops.has("POST /v1/meshes/{}/archive") ? "POST /v1/meshes/{}/archive" : ops.has("DELETE /v1/meshes/{}") ? "DELETE /v1/meshes/{}" : null,
-    inbox: ops.has("GET /v1/me/notifications"),
+    archive: ops.has("POST /v1/meshes/{}/archive"),
+    inbox: ops.has("GET /v1/me/notifications") && ops.has("POST /v1/me/notifications/read"),
+    myTopics: ops.has("GET /v1/me/topics") && ops.has("PATCH /v1/me/topics/{}/read"),
+    rotateKey: ops.has("POST /v1/topics/{}/rotate-key"),
   };
 }

@@ -8,7 +8,7 @@ import { h, mount, loading, empty, errorBox, toast, field, formDialog, confirmDi
 import { meshView, crossMeshInbox } from "./views.js";
 
 const app = document.getElementById("app");
-export const S = { features: null, meshes: [], ctx: new Map(), cleanup: [], pendingInvite: null };
+export const S = { features: null, meshes: [], unread: new Map(), ctx: new Map(), cleanup: [], pendingInvite: null };
 
 // ---- routing ----
 function route() {
@@ -41,7 +41,7 @@ async function render() {
   for (const [id, c] of S.ctx) if (r.name !== "mesh" || id !== r.meshId) c.stopLive();
   try {
     if (r.name === "join") return await joinView();
-    if (r.name === "inbox" && S.features.inbox) return crossMeshInbox(shell);
+    if (r.name === "inbox" && S.features.inbox) return crossMeshInbox(shell, { S, meshCtx });
     if (r.name === "mesh") {
       const ctx = await meshCtx(r.meshId);
       if (!ctx) return shell(null, errorBox(new Error("This mesh is not in your list. Ask for an invite, or pick another mesh."), () => go("#/")));
@@ -120,13 +120,43 @@ function authView(r) {
 }
 
 // ---- meshes ----
+// loadMeshes reads the user's memberships from GET /v1/me: every mesh the
+// user created or joined (invite joins with the user's token are linked to
+// the account). A user with several members in one mesh (the dashboard one
+// and CLI peers) sees the mesh once; its member session picks the dashboard
+// member. Unread counts across meshes come from GET /v1/me/topics.
 export async function loadMeshes() {
   const me = await api.userCall("GET", "/v1/me");
-  const local = await store.listMemberships(me.user.id);
+  // The meshes the user owns (ownerUserId in GET /v1/meshes, which also
+  // lists the meshes the user belongs to): an owner archives, never leaves.
+  const uid = api.auth.user.id;
+  const owned = S.features.leave ? new Set((await api.userCall("GET", "/v1/meshes?limit=200")).items.filter((x) => x.ownerUserId === uid).map((x) => x.id)) : new Set();
   const byId = new Map();
-  for (const m of me.memberships) byId.set(m.meshId, { ...m, linked: true });
-  for (const m of local) if (!byId.has(m.meshId)) byId.set(m.meshId, m);
+  for (const m of me.memberships) if (!byId.has(m.meshId)) byId.set(m.meshId, { ...m, owner: owned.has(m.meshId) });
   S.meshes = [...byId.values()].sort((a, b) => a.meshName.localeCompare(b.meshName));
+  for (const [id, c] of S.ctx) {
+    const m = byId.get(id);
+    if (m && !c.ended) c.m.meshName = m.meshName; // a rename
+    else if (m || !c.ended) {
+      // Gone (left, revoked, archived): mint no more sessions for it. Or
+      // joined again after an end: start afresh. An ended mesh that is
+      // gone keeps its context, so its page still says why it ended.
+      c.stopLive();
+      S.ctx.delete(id);
+    }
+  }
+}
+
+// loadUnread sums the unread counts of the user's topics per mesh.
+async function loadUnread() {
+  S.unread = new Map();
+  if (!S.features.myTopics) return;
+  let cursor = null;
+  do {
+    const page = await api.userCall("GET", `/v1/me/topics?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    for (const t of page.items) S.unread.set(t.meshId, (S.unread.get(t.meshId) || 0) + t.unread);
+    cursor = page.hasMore ? page.nextCursor : null;
+  } while (cursor);
 }
 
 async function meshCtx(meshId) {
@@ -180,6 +210,7 @@ async function meshesView() {
   mount(list, loading("Loading meshes"));
   try {
     await loadMeshes();
+    await loadUnread();
   } catch (e) {
     return mount(list, errorBox(e, render));
   }
@@ -191,90 +222,146 @@ async function meshesView() {
       h("a.mesh-link", { href: `#/m/${m.meshId}/t/general` },
         h("div.mesh-icon", { "aria-hidden": "true", text: m.meshName.slice(0, 1).toUpperCase() }),
         h("div", {}, h("strong", { text: m.meshName }), h("small.muted", { text: `${m.meshSlug} · you are @${m.displayName}` }))),
+      S.unread.get(m.meshId) ? h("span.count", { title: "unread messages in your topics", text: String(S.unread.get(m.meshId)), "data-testid": "mesh-unread" }) : null,
       h("span.badge", { text: m.role }),
       meshActions(m))));
 }
 
-// meshActions are the #12 mesh routes, shown only when the served contract
-// has them (api.loadContract): rename and archive for admins, leave for
-// linked members.
+// meshActions are the mesh administration routes, shown when the served
+// contract has them (api.loadContract): rename and archive for admins,
+// leave for everyone but the owner (who archives instead).
 function meshActions(m) {
   const f = S.features || {};
-  const act = (label, fn) => h("button.btn.ghost.small", { type: "button", onclick: (e) => (e.preventDefault(), fn()) }, label);
+  const act = (label, fn, id) => h("button.btn.ghost.small", { type: "button", "data-testid": id, onclick: (e) => (e.preventDefault(), fn()) }, label);
   const acts = [];
-  if (f.rename && m.role === "admin") acts.push(act("Rename", () => renameMesh(m)));
-  if (f.archive && m.role === "admin") {
-    acts.push(act("Archive", async () => {
-      if (!(await confirmDialog(`Archive ${m.meshName}?`, "Every member loses access and live connections close. History is kept.", "Archive mesh"))) return;
-      const [method, path] = f.archive.split(" ");
-      await api.userCall(method, path.replace("{}", m.meshId)).then(render, (ex) => toast(ex.message, "error"));
-    }));
-  }
-  if (f.leave && m.linked) {
-    acts.push(act("Leave", async () => {
-      if (!(await confirmDialog(`Leave ${m.meshName}?`, "You will need a new invite to come back.", "Leave mesh"))) return;
-      await api.userCall("POST", `/v1/meshes/${m.meshId}/leave`).then(render, (ex) => toast(ex.message, "error"));
-    }));
-  }
-  return acts.length ? h("div.row", {}, acts) : null;
+  if (f.rename && m.role === "admin") acts.push(act("Rename", () => renameMesh(m), "rename-mesh"));
+  if (f.archive && m.role === "admin") acts.push(act("Archive", () => archiveMesh(m), "archive-mesh"));
+  if (f.leave && !m.owner) acts.push(act("Leave", () => leaveMesh(m), "leave-mesh"));
+  return acts.length ? h("div.row.mesh-actions", {}, acts) : null;
 }
 
-// renameMesh is switched on by PATCH /v1/meshes/{id} in the served contract.
+// renameMesh: PATCH /v1/meshes/{id} {name}; the slug stays.
 async function renameMesh(m) {
-  const fd = await formDialog("Rename mesh", [field("Name", h("input", { name: "name", value: m.meshName, required: true, maxlength: 100 }))], "Rename");
+  const fd = await formDialog("Rename mesh", [field("Name", h("input", { name: "name", value: m.meshName, required: true, maxlength: 100 }), `The slug stays ${m.meshSlug}.`)], "Rename");
   if (!fd) return;
   try {
-    await api.userCall("PATCH", `/v1/meshes/${m.meshId}`, { name: fd.get("name") });
+    const mesh = await api.userCall("PATCH", `/v1/meshes/${m.meshId}`, { name: fd.get("name").trim() });
+    toast(`Renamed to ${mesh.name}`);
     render();
   } catch (ex) {
     toast(ex.message, "error");
   }
 }
 
+// archiveMesh: POST /v1/meshes/{id}/archive ends every credential, stream
+// and peer connection of the mesh, the owner's included; nothing is deleted.
+async function archiveMesh(m) {
+  if (!(await confirmDialog(`Archive ${m.meshName}?`, "Every member, API key and live connection loses access, yours included. The history is kept but nobody can read it through the broker any more.", "Archive mesh"))) return;
+  try {
+    await api.userCall("POST", `/v1/meshes/${m.meshId}/archive`);
+    S.ctx.get(m.meshId)?.endForGood("mesh_archived");
+    S.ctx.delete(m.meshId);
+    toast(`Archived ${m.meshName}`);
+    render();
+  } catch (ex) {
+    toast(ex.message, "error");
+  }
+}
+
+// leaveMesh: POST /v1/meshes/{id}/leave revokes every member of the user
+// in the mesh. The last admins must name a successor (409 last_admin).
+async function leaveMesh(m, successorMemberId) {
+  if (!successorMemberId && !(await confirmDialog(`Leave ${m.meshName}?`, "Your members there and their keys are revoked. You will need a new invite to come back.", "Leave mesh"))) return;
+  try {
+    await api.userCall("POST", `/v1/meshes/${m.meshId}/leave`, successorMemberId ? { successorMemberId } : {});
+  } catch (ex) {
+    if (ex.code === "owner_member") return toast("You own this mesh, so you cannot leave it; archive it instead.", "error");
+    if (ex.code !== "last_admin" || successorMemberId) return toast(ex.message, "error");
+    return pickSuccessor(m);
+  }
+  S.ctx.get(m.meshId)?.endForGood("credential_revoked");
+  S.ctx.delete(m.meshId);
+  toast(`You left ${m.meshName}`);
+  go("#/");
+}
+
+async function pickSuccessor(m) {
+  let others;
+  try {
+    const ctx = await meshCtx(m.meshId);
+    others = (await ctx.list("/v1/members")).filter((x) => x.userId !== api.auth.user.id);
+  } catch (ex) {
+    return toast(ex.message, "error");
+  }
+  if (!others.length) return toast("You are the only member left: archive the mesh instead.", "error");
+  const fd = await formDialog("Name the next admin", [
+    h("p", { text: "You are the last admin. Someone who stays must become admin before you leave." }),
+    field("New admin", h("select", { name: "successor" }, others.map((x) => h("option", { value: x.id }, `@${x.displayName}`)))),
+  ], "Make admin and leave");
+  if (fd) leaveMesh(m, fd.get("successor"));
+}
+
 // ---- joining with an invite ----
+const INVITE_WORDS = {
+  invite_not_found: "This invite does not exist. Check the link, or ask for a new one.",
+  invite_expired: "This invite has expired. Ask an admin of the mesh for a new one.",
+  invite_used_up: "This invite has been used up. Ask an admin of the mesh for a new one.",
+  invite_revoked: "This invite was revoked by an admin of the mesh. Ask for a new one.",
+  mesh_archived: "This mesh has been archived; nobody can join it any more.",
+  display_name_taken: "Someone in this mesh already has that display name. Pick another.",
+};
+
 async function joinView() {
   const token = S.pendingInvite || sessionStorage.getItem("claudemesh.invite");
   if (!token) return go("#/");
   const suggested = (api.auth.user.name || api.auth.user.email.split("@")[0]).toLowerCase().replace(/[^a-z0-9_-]+/g, "-").replace(/^[^a-z0-9]+/, "").slice(0, 64) || "me";
-  const err = h("p.form-error", { role: "alert" });
+  const err = h("p.form-error", { role: "alert", "data-testid": "join-error" });
+  const about = h("p.muted", { text: "A new identity key is made in this browser and kept only here. Choose how others mention you." });
+  const title = h("h1", { text: "Join a mesh" });
+  const submit = h("button.btn.primary", { type: "submit", "data-testid": "join-submit" }, "Join mesh");
+  const refused = (ex) => {
+    err.textContent = INVITE_WORDS[ex.code] || ex.message;
+    submit.disabled = !!INVITE_WORDS[ex.code] && ex.code !== "display_name_taken";
+  };
   const form = h("form.card.auth", {
     onsubmit: async (e) => {
       e.preventDefault();
       err.textContent = "";
-      const btn = form.querySelector("button[type=submit]");
-      btn.disabled = true;
+      submit.disabled = true;
       try {
         await cx.ready;
         const identity = cx.newIdentity();
         const displayName = new FormData(form).get("displayName");
-        // The user's bearer goes along: brokers that link invite joins to
-        // the user account (issue #12) make this a normal membership.
-        const res = await api.request("POST", "/v1/join", { token: api.auth.access, body: { token, pubkey: identity.pubkey, displayName } });
-        const uid = api.auth.user.id;
-        await store.putIdentity(uid, res.mesh.id, res.member.id, identity);
-        if (res.member.userId !== uid) {
-          // Unlinked member: this browser keeps its API key (IndexedDB only).
-          await store.putMembership(uid, { userId: uid, meshId: res.mesh.id, meshName: res.mesh.name, meshSlug: res.mesh.slug,
-            memberId: res.member.id, displayName: res.member.displayName, role: res.member.role, apiKey: res.apiKey.key });
-        }
+        // With the user's token the broker links the new member to the
+        // account: it appears in GET /v1/me and gets member sessions.
+        const res = await api.userCall("POST", "/v1/join", { token, pubkey: identity.pubkey, displayName });
+        await store.putIdentity(api.auth.user.id, res.mesh.id, res.member.id, identity);
         sessionStorage.removeItem("claudemesh.invite");
         S.pendingInvite = null;
         await loadMeshes();
+        if (!S.meshes.some((m) => m.meshId === res.mesh.id)) throw new Error("The broker did not link this membership to your account.");
         toast(`Joined ${res.mesh.name}`);
         go(`#/m/${res.mesh.id}/t/general`);
       } catch (ex) {
-        err.textContent = ex.code === "invite_not_found" ? "This invite does not exist." :
-          ex.code === "invite_expired" ? "This invite has expired." : ex.code === "invite_used_up" ? "This invite has been used up." : ex.message;
-        btn.disabled = false;
+        refused(ex);
+        if (!INVITE_WORDS[ex.code]) submit.disabled = false;
       }
     },
   },
-  h("h1", { text: "Join a mesh" }),
-  h("p.muted", { text: "A new identity key is made in this browser and kept only here. Choose how others mention you." }),
+  title, about,
   field("Display name", h("input", { name: "displayName", value: suggested, required: true, pattern: "[a-z0-9][a-z0-9_\\-]{0,63}", autocomplete: "off" }), "lower-case letters, digits, - and _"),
   err,
-  h("div.row.end", {}, h("a.btn.ghost", { href: "#/" }, "Cancel"), h("button.btn.primary", { type: "submit", "data-testid": "join-submit" }, "Join mesh")));
+  h("div.row.end", {}, h("a.btn.ghost", { href: "#/" }, "Cancel"), submit));
   shell(null, h("div.center", {}, form));
+  // The public preview spends nothing: say what the invite opens, or why
+  // it no longer does, before anyone types a name.
+  try {
+    const p = await api.request("GET", `/v1/invites/${encodeURIComponent(token)}`);
+    title.textContent = `Join ${p.meshName}`;
+    about.textContent = `${p.inviterDisplayName ? `@${p.inviterDisplayName} invited you` : "You are invited"} as ${p.role}. A new identity key is made in this browser and kept only here. Choose how others mention you.`;
+  } catch (ex) {
+    if (INVITE_WORDS[ex.code]) refused(ex);
+  }
 }
 
 // ---- boot ----
@@ -285,6 +372,13 @@ api.auth.onSignedOut = () => {
   render();
 };
 window.addEventListener("hashchange", render);
+// A calm, page-wide note while the broker's database is unreachable; the
+// requests behind it are retrying (api.request).
+const dbNote = h("div.db-note", { role: "status", hidden: true, "data-testid": "db-down" }, h("span.spinner"), "Connection to the server's database lost, retrying…");
+document.body.append(dbNote);
+api.db.onChange = (down) => {
+  dbNote.hidden = !down;
+};
 (async () => {
   mount(app, h("div.center", {}, loading("Starting")));
   S.features = await api.loadContract();

@@ -47,6 +47,10 @@ export function openTopicKey(encryptedKeyB64, nonceB64, identity) {
   return key;
 }
 
+// sealSenderHex is the sealer's x25519 public key (hex) at the head of a
+// seal: what the broker reports as a topic's keyPubkey after a claim.
+export const sealSenderHex = (encryptedKeyB64) => toHex(fromB64(encryptedKeyB64).subarray(0, 32));
+
 // encryptV2 is a v2 body: base64(crypto_secretbox_easy(utf8, nonce, key)).
 export function encryptV2(text, topicKey) {
   const nonce = sodium.randombytes_buf(sodium.crypto_secretbox_NONCEBYTES);

@@ -1,8 +1,11 @@
-// views.js — the views inside one mesh: topics and the encrypted chat,
-// peers, members, invites and notifications.
-import { userCall } from "./api.js";
-import { resealMs, resealOverridden } from "./mesh.js";
-import { h, mount, loading, empty, errorBox, toast, confirmDialog, formDialog, field, ago, clock, copy } from "./ui.js";
+// views.js — the views inside one mesh: topics (the chat itself is in
+// chat.js), peers, members, invites and notifications; and the inbox across
+// meshes.
+import { auth, userCall } from "./api.js";
+import * as store from "./store.js";
+import { endWords } from "./mesh.js";
+import { chatView } from "./chat.js";
+import { h, mount, loading, empty, errorBox, toast, confirmDialog, formDialog, field, ago, copy } from "./ui.js";
 
 const enc = encodeURIComponent;
 
@@ -20,10 +23,13 @@ export function meshView(ctx, r, { shell, S, go }) {
     if (l.state === "ended") {
       banner.className = "banner error";
       banner.dataset.testid = "stream-ended";
-      mount(banner, h("strong", { text: "Live updates ended. " }), l.reason || "", " You may have been removed from this mesh.");
+      banner.dataset.reason = l.reason;
+      mount(banner, h("strong", { text: "Live updates ended. " }), endWords(l.reason));
     } else if (l.state === "reconnecting") {
       banner.className = "banner";
-      mount(banner, "Reconnecting to live updates…");
+      banner.dataset.testid = "live-banner";
+      banner.dataset.reason = l.reason;
+      mount(banner, l.reason ? `${endWords(l.reason)} ` : "", "Reconnecting to live updates…");
     }
   };
   const paintInbox = () => {
@@ -86,10 +92,14 @@ async function topicsView(ctx, body, r, { S, go }) {
   paintSide();
   S.cleanup.push(ctx.on("message", (m) => {
     const t = topics.find((x) => x.name === m.topic);
-    if (t && t.joined && m.topic !== open && m.senderMemberId !== ctx.m.memberId) {
+    if (!t) return;
+    let changed = false;
+    if (m.bodyVersion === 2 && !t.keyed) changed = t.keyed = true; // the first post keyed it
+    if (t.joined && m.topic !== open && m.senderMemberId !== ctx.m.memberId) {
       t.unread = (t.unread || 0) + 1;
-      paintSide();
+      changed = true;
     }
+    if (changed) paintSide();
   }));
   if (!open) return;
   const topic = topics.find((t) => t.name === open);
@@ -97,209 +107,6 @@ async function topicsView(ctx, body, r, { S, go }) {
   topic.unread = 0;
   paintSide();
   chatView(ctx, pane, topic, { S, go, refreshSide: paintSide });
-}
-
-function chatView(ctx, pane, topic, { S }) {
-  const list = h("ol.messages", { "aria-live": "polite", "data-testid": "messages" });
-  const scroller = h("div.scroller", {}, h("div.sentinel"), list);
-  const status = h("div.keystate", { "data-testid": "key-state" });
-  const input = h("textarea.composer-input", { rows: 1, placeholder: `Message #${topic.name}`, "aria-label": `Message #${topic.name}`, "data-testid": "composer" });
-  const send = h("button.btn.primary", { type: "submit" }, "Send");
-  const form = h("form.composer", {}, input, send);
-  const joinBtn = h("button.btn.primary", { type: "button", hidden: topic.joined, onclick: joinTopic }, `Join #${topic.name}`);
-  mount(pane,
-    h("div.chat-head", {},
-      h("a.btn.ghost.small.mobile-only", { href: `#/m/${ctx.id}/t` }, "← Topics"),
-      h("div", {}, h("h2", { text: `#${topic.name}` }), topic.description ? h("small.muted", { text: topic.description }) : null),
-      h("div.spacer"), status),
-    scroller, joinBtn, form);
-  const msgs = new Map(); // seq → message
-  let key = null, oldest = null, hasMore = false, loadingOlder = false, markTimer = 0, cycleTimer = 0, disposed = false;
-
-  const mentionRe = /(^|[^A-Za-z0-9_-])(@[A-Za-z0-9][A-Za-z0-9_-]{0,63})/g;
-  const renderBody = (text) => {
-    const out = [];
-    let last = 0;
-    for (const m of text.matchAll(mentionRe)) {
-      const at = m.index + m[1].length;
-      out.push(text.slice(last, at));
-      const me = m[2].slice(1).toLowerCase() === ctx.m.displayName;
-      out.push(h(me ? "mark.mention.me" : "mark.mention", { text: m[2] }));
-      last = at + m[2].length;
-    }
-    out.push(text.slice(last));
-    return out;
-  };
-  // Decrypt each message once per key, not on every repaint.
-  const plain = new Map();
-  let plainKey = null;
-  const decrypt = (m) => {
-    if (plainKey !== key) {
-      plain.clear();
-      plainKey = key;
-    }
-    if (!plain.has(m.seq)) plain.set(m.seq, ctx.decrypt(m, key));
-    return plain.get(m.seq);
-  };
-  const row = (m) => {
-    const d = decrypt(m);
-    const mine = m.senderMemberId === ctx.m.memberId;
-    return h("li.msg", { "data-seq": m.seq, class: mine ? "mine" : "" },
-      h("div.avatar", { "aria-hidden": "true", text: m.senderDisplayName.slice(0, 1).toUpperCase() }),
-      h("div.msg-main", {},
-        h("div.meta", {}, h("strong", { text: m.senderDisplayName }), h("time", { datetime: m.createdAt, title: m.createdAt, text: clock(m.createdAt) }),
-          d.plain ? h("span.tag.warn", { title: "sent before this topic was keyed; not end-to-end encrypted", text: "unencrypted" }) : null),
-        d.locked ? h("p.body.locked", {}, h("i.icon-lock", { "aria-hidden": "true" }), "Encrypted — waiting for a member to share the key")
-          : d.broken ? h("p.body.locked", { text: "This message could not be decrypted." })
-            : h("p.body", { "data-testid": "message-body" }, renderBody(d.text))));
-  };
-  const paint = () => {
-    const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
-    const seqs = [...msgs.keys()].sort((a, b) => a - b);
-    mount(list, seqs.map((s) => row(msgs.get(s))));
-    if (!seqs.length) list.append(h("li.state.empty", {}, h("strong", { text: "No messages yet" }), h("p", { text: topic.keyed ? "Say hello — it is end-to-end encrypted." : "Your first message keys this topic: from then on it is end-to-end encrypted." })));
-    if (atBottom) scroller.scrollTop = scroller.scrollHeight;
-  };
-  const paintStatus = () => {
-    const waiting = key === "waiting";
-    if (key instanceof Uint8Array) mount(status, h("span.tag.ok", { text: "end-to-end encrypted" }));
-    else if (waiting) mount(status, h("span.tag.warn", { "data-testid": "waiting-key", text: "waiting for a member to share the key" }));
-    else if (key === "unkeyed") mount(status, h("span.tag", { text: "not keyed yet" }));
-    else if (key === "not-member") mount(status, h("span.tag", { text: "join to read" }));
-    if (resealOverridden()) status.append(h("span.tag", { title: "localStorage claudemesh.resealSeconds", text: `re-seal every ${resealMs() / 1000}s (dev setting)` }));
-    const can = topic.joined && !waiting && key !== "not-member" && !ctx.ended && topic.role !== "observer";
-    input.disabled = send.disabled = !can;
-    input.placeholder = waiting ? "Waiting for a member to share the key…" : !topic.joined ? "Join this topic to post" : `Message #${topic.name}`;
-    joinBtn.hidden = topic.joined;
-  };
-  const refreshKey = async () => {
-    const before = key;
-    key = await ctx.keyState(topic);
-    if (before !== key) {
-      paintStatus();
-      paint();
-    }
-  };
-  const loadOlder = async () => {
-    if (loadingOlder || (!hasMore && oldest !== null)) return;
-    loadingOlder = true;
-    const prevH = scroller.scrollHeight;
-    try {
-      const q = oldest ? `?limit=50&before=${oldest}` : "?limit=50";
-      const page = await ctx.call("GET", `/v1/topics/${enc(topic.name)}/messages${q}`);
-      for (const m of page.items) msgs.set(m.seq, m);
-      hasMore = page.hasMore;
-      if (page.items.length) oldest = Math.min(...page.items.map((m) => m.seq));
-      const first = oldest === null || !page.items.length;
-      paint();
-      if (!first) scroller.scrollTop += scroller.scrollHeight - prevH;
-    } catch (e) {
-      toast(e.message, "error");
-    } finally {
-      loadingOlder = false;
-    }
-  };
-  const markRead = () => {
-    clearTimeout(markTimer);
-    markTimer = setTimeout(async () => {
-      const top = Math.max(0, ...msgs.keys());
-      if (!topic.joined || top <= (topic.lastReadSeq || 0) || document.hidden || ctx.ended) return;
-      try {
-        topic.lastReadSeq = (await ctx.call("PATCH", `/v1/topics/${enc(topic.name)}/read`, { seq: top })).lastReadSeq;
-      } catch {
-        /* a read mark is best effort */
-      }
-    }, 800);
-  };
-  // The re-seal cycle: seal for pending members while we hold the key, or
-  // check whether someone has sealed it for us.
-  const cycle = async () => {
-    if (disposed || ctx.ended) return;
-    try {
-      if (key instanceof Uint8Array) {
-        const n = await ctx.reseal(topic.name);
-        if (n) toast(`Shared the #${topic.name} key with ${n} member${n > 1 ? "s" : ""}`);
-      } else if (key === "waiting") await refreshKey();
-    } catch {
-      /* retried next cycle */
-    }
-    cycleTimer = setTimeout(cycle, resealMs());
-  };
-  async function joinTopic() {
-    try {
-      Object.assign(topic, await ctx.call("POST", `/v1/topics/${enc(topic.name)}/join`));
-      await refreshKey();
-      paintStatus();
-    } catch (e) {
-      toast(e.message, "error");
-    }
-  }
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const text = input.value.trim();
-    if (!text || send.disabled) return;
-    send.disabled = true;
-    try {
-      const m = await ctx.post(topic, text);
-      key = ctx.keys.get(topic.name) || key;
-      input.value = "";
-      input.style.height = "";
-      msgs.set(m.seq, m);
-      paintStatus();
-      paint();
-      scroller.scrollTop = scroller.scrollHeight;
-      markRead();
-    } catch (ex) {
-      toast(ex.message, "error");
-    } finally {
-      paintStatus();
-      input.focus();
-    }
-  });
-  input.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-      e.preventDefault();
-      form.requestSubmit();
-    }
-  });
-  input.addEventListener("input", () => {
-    input.style.height = "";
-    input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
-  });
-  const io = new IntersectionObserver((es) => es.some((x) => x.isIntersecting) && hasMore && loadOlder(), { root: scroller });
-  S.cleanup.push(
-    ctx.on("message", async (m) => {
-      if (m.topic !== topic.name) return;
-      if (m.bodyVersion === 2 && !topic.keyed) {
-        topic.keyed = true;
-        await refreshKey();
-      }
-      msgs.set(m.seq, m);
-      paint();
-      markRead();
-    }),
-    ctx.on("live", () => paintStatus()),
-    () => {
-      disposed = true;
-      io.disconnect();
-      clearTimeout(cycleTimer);
-      clearTimeout(markTimer);
-    });
-  (async () => {
-    try {
-      key = await ctx.keyState(topic);
-    } catch (e) {
-      key = null;
-      toast(e.message, "error");
-    }
-    paintStatus();
-    await loadOlder();
-    scroller.scrollTop = scroller.scrollHeight;
-    io.observe(scroller.querySelector(".sentinel"));
-    markRead();
-    cycle();
-    if (!input.disabled) input.focus();
-  })();
 }
 
 // ---------------- peers ----------------
@@ -363,7 +170,7 @@ async function membersView(ctx, body, r, opts) {
 // ---------------- invites ----------------
 function invitesView(ctx, body, r, { S }) {
   const out = h("div.invite-out");
-  const listBox = h("div");
+  const listBox = h("div.part");
   const form = h("form.card", {
     onsubmit: async (e) => {
       e.preventDefault();
@@ -371,7 +178,7 @@ function invitesView(ctx, body, r, { S }) {
       const req = { role: fd.get("role"), maxUses: Number(fd.get("maxUses")), expiresInSeconds: Number(fd.get("expires")) };
       try {
         const path = `/v1/meshes/${ctx.id}/invites`;
-        const inv = ctx.m.apiKey ? await ctx.call("POST", path, req) : await userCall("POST", path, req);
+        const inv = await userCall("POST", path, req);
         showInvite(inv);
         if (S.features.inviteList) loadList();
       } catch (ex) {
@@ -397,25 +204,46 @@ function invitesView(ctx, body, r, { S }) {
       line("Browser link", link, "invite-link"), line("Claude Code", cli, "invite-cli"),
       h("small.muted", { text: `${inv.role} · up to ${inv.maxUses} use${inv.maxUses > 1 ? "s" : ""} · expires ${new Date(inv.expiresAt).toLocaleString()}` })));
   };
-  // The invite list and revoke arrive with issue #12; they switch on when
-  // the served openapi.yaml has GET /v1/meshes/{id}/invites.
+  // The invite list (InviteSummary: never the token, its prefix instead)
+  // and revoke, for admins, when the served contract has them.
+  const inviteState = (i) => i.revokedAt ? "revoked" : new Date(i.expiresAt) <= new Date() ? "expired" : i.uses >= i.maxUses ? "used up" : "open";
   const loadList = async () => {
     mount(listBox, loading("Loading invites"));
     try {
-      const page = await userCall("GET", `/v1/meshes/${ctx.id}/invites?limit=200`);
-      const items = page.items || [];
-      mount(listBox, h("h2", { text: "Open invites" }), items.length ? h("ul.member-list", {}, items.map((i) =>
-        h("li.card.member", {}, h("div.peer-main", {}, h("strong", { text: `${i.role} · ${i.uses}/${i.maxUses} used` }), h("small.muted", { text: `expires ${ago(i.expiresAt)}` })),
-          S.features.inviteRevoke ? h("button.btn.danger.small", { type: "button", onclick: async () => {
-            if (!(await confirmDialog("Revoke this invite?", "Nobody can join with it any more.", "Revoke invite"))) return;
-            await userCall("DELETE", `/v1/meshes/${ctx.id}/invites/${i.id}`).then(loadList, (e) => toast(e.message, "error"));
-          } }, "Revoke") : null))) : empty("No open invites", "Invites you create appear here until they expire or are used up."));
+      const items = [];
+      let cursor = null;
+      do {
+        const page = await userCall("GET", `/v1/meshes/${ctx.id}/invites?limit=200${cursor ? `&cursor=${enc(cursor)}` : ""}`);
+        items.push(...page.items);
+        cursor = page.hasMore && items.length < 1000 ? page.nextCursor : null;
+      } while (cursor);
+      const open = (i) => (inviteState(i) === "open" ? 1 : 0);
+      items.sort((a, b) => open(b) - open(a) || b.createdAt.localeCompare(a.createdAt)); // open ones first, newest first
+      const revoke = async (i) => {
+        if (!(await confirmDialog(`Revoke invite ${i.tokenPrefix || ""}…?`, "Nobody can join with it any more; members who already joined stay.", "Revoke invite"))) return;
+        try {
+          await userCall("DELETE", `/v1/meshes/${ctx.id}/invites/${i.id}`);
+          toast("Invite revoked");
+          loadList();
+        } catch (e) {
+          toast(e.message, "error");
+        }
+      };
+      mount(listBox, h("h2", { text: "Invites" }), items.length ? h("ul.member-list", { "data-testid": "invites" }, items.map((i) => {
+        const st = inviteState(i);
+        return h("li.card.member", { class: st === "open" ? "" : "read", "data-prefix": i.tokenPrefix, "data-state": st },
+          h("div.peer-main", {},
+            h("div.row", {}, h("code", { text: i.tokenPrefix ? `${i.tokenPrefix}…` : "(no prefix)" }), h("span.badge", { text: i.role }),
+              h(st === "open" ? "span.tag.ok" : "span.tag", { text: st }), h("small.muted", { text: `${i.uses} of ${i.maxUses} used` })),
+            h("small.muted", { text: `${i.createdByDisplayName ? `by @${i.createdByDisplayName} · ` : ""}created ${ago(i.createdAt)} · ${i.revokedAt ? `revoked ${ago(i.revokedAt)}` : `expires ${ago(i.expiresAt)}`}` })),
+          S.features.inviteRevoke && st === "open" ? h("button.btn.danger.small", { type: "button", "data-testid": `revoke-invite-${i.tokenPrefix}`, onclick: () => revoke(i) }, "Revoke") : null);
+      })) : empty("No invites yet", "Invites you create appear here, with their uses and expiry."));
     } catch (e) {
       mount(listBox, errorBox(e, loadList));
     }
   };
   mount(body, h("section.page", {}, form, out, listBox));
-  if (S.features.inviteList && !ctx.m.apiKey) loadList();
+  if (S.features.inviteList && ctx.isAdmin) loadList();
 }
 
 // ---------------- notifications ----------------
@@ -427,11 +255,7 @@ async function inboxView(ctx, body, r, opts) {
   } catch (e) {
     return mount(body, errorBox(e, () => inboxView(ctx, body, r, opts)));
   }
-  const preview = (n) => {
-    const key = ctx.keys.get(n.topic);
-    const d = ctx.decrypt(n, key);
-    return d.text ?? "Encrypted — open the topic to read it";
-  };
+  const preview = (n) => ctx.decrypt(n).text ?? "Encrypted — open the topic to read it";
   const markRead = async (req) => {
     try {
       await ctx.call("POST", "/v1/notifications/read", req);
@@ -458,32 +282,98 @@ async function inboxView(ctx, body, r, opts) {
           n.readAt ? null : h("button.btn.small", { type: "button", onclick: () => markRead({ ids: [n.id] }) }, "Mark read"))))));
   };
   paint();
-  opts.S.cleanup.push(ctx.on("notification", (n) => {
-    if (n) {
-      items.unshift(n);
-      paint();
-    }
+  let gone = false;
+  opts.S.cleanup.push(() => (gone = true), ctx.on("notification", async (n) => {
+    if (!n) return;
+    items.unshift(n);
+    await ctx.openKeysFor([n]);
+    if (!gone) paint();
   }));
+  const before = ctx.keyVersion;
+  await ctx.openKeysFor(items);
+  if (!gone && ctx.keyVersion !== before) paint();
 }
 
-// ---------------- cross-mesh inbox (issue #12) ----------------
-// Switched on when the served contract has GET /v1/me/notifications: the
-// user's mentions across every mesh, read with the user token. Bodies stay
-// encrypted here; each links to its topic, where the mesh's key opens it.
-export async function crossMeshInbox(shell) {
+// ---------------- cross-mesh inbox ----------------
+// The user's mentions across every mesh (GET /v1/me/notifications) and
+// their topics with unread messages (GET /v1/me/topics), read with the
+// user token. A preview is decrypted when this browser holds the mesh's
+// key for it; otherwise the row links to its topic.
+const MAX_SEQ = Number.MAX_SAFE_INTEGER; // a read mark is clamped to the newest seq
+
+export async function crossMeshInbox(shell, { S, meshCtx }) {
   const body = h("section.page", {}, loading("Loading your inbox"));
   shell(null, body);
+  let items, topics;
   try {
-    const page = await userCall("GET", "/v1/me/notifications?limit=100");
-    const items = page.items || [];
-    if (!items.length) return mount(body, empty("Nothing for you", "Mentions from every mesh you belong to show up here."));
-    mount(body, h("h1", { text: "Inbox" }), h("ul.member-list", {}, items.map((n) =>
-      h("li.card.member", { class: n.readAt ? "read" : "unread" },
-        h("div.peer-main", {},
-          h("div.row", {}, h("strong", { text: `@${n.senderDisplayName}` }), h("span.muted", { text: "in" }),
-            h("a", { href: `#/m/${n.meshId}/t/${n.topic}`, text: `${n.meshName || ""} #${n.topic}` }), h("small.muted", { text: ago(n.createdAt) })),
-          h("p.summary.muted", { text: "Encrypted — open the topic to read it" }))))));
+    items = (await userCall("GET", "/v1/me/notifications?limit=100")).items;
+    topics = S.features.myTopics ? (await userCall("GET", "/v1/me/topics?limit=200")).items.filter((t) => t.unread > 0) : [];
   } catch (e) {
-    mount(body, errorBox(e, () => crossMeshInbox(shell)));
+    return mount(body, errorBox(e, () => crossMeshInbox(shell, { S, meshCtx })));
+  }
+  const ctxs = new Map(); // meshId → MeshCtx, for the meshes whose keys we could open
+  const preview = (n) => ctxs.get(n.meshId)?.decrypt(n).text ?? "Encrypted — open the topic to read it";
+  const markRead = async (req) => {
+    try {
+      await userCall("POST", "/v1/me/notifications/read", req);
+      const now = new Date().toISOString();
+      for (const n of items) {
+        if (n.readAt || !(req.upTo || req.ids.includes(n.id))) continue;
+        n.readAt = now;
+        const c = S.ctx.get(n.meshId);
+        if (c && c.unreadNotifications > 0) c.unreadNotifications--;
+      }
+      paint();
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  };
+  const markTopic = async (t) => {
+    try {
+      await userCall("PATCH", `/v1/me/topics/${t.topicId}/read`, { seq: MAX_SEQ });
+      topics = topics.filter((x) => x.topicId !== t.topicId);
+      paint();
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  };
+  const paint = () => {
+    const unread = items.filter((n) => !n.readAt).length;
+    mount(body,
+      h("div.page-head", {}, h("h1", { text: `Inbox (${unread} unread)` }),
+        unread ? h("button.btn.small", { type: "button", onclick: () => markRead({ upTo: items[0].id }) }, "Mark all read") : null),
+      topics.length ? h("div.part", {}, h("h2", { text: "Topics with unread messages" }),
+        h("ul.member-list", { "data-testid": "unread-topics" }, topics.map((t) =>
+          h("li.card.member", {},
+            h("div.peer-main", {}, h("div.row", {}, h("a", { href: `#/m/${t.meshId}/t/${t.name}`, text: `#${t.name}` }), h("span.muted", { text: `in ${t.meshName}` }),
+              h("span.count", { text: String(t.unread) }))),
+            h("button.btn.small", { type: "button", onclick: () => markTopic(t) }, "Mark read"))))) : null,
+      h("div.part", {}, h("h2", { text: "Mentions" }),
+        items.length ? h("ul.member-list", { "data-testid": "my-notifications" }, items.map((n) =>
+        h("li.card.member", { class: n.readAt ? "read" : "unread" },
+          h("div.peer-main", {},
+            h("div.row", {}, h("strong", { text: `@${n.senderDisplayName}` }), h("span.muted", { text: "in" }),
+              h("a", { href: `#/m/${n.meshId}/t/${n.topic}`, text: `#${n.topic}` }), h("span.badge", { text: n.meshName }), h("small.muted", { text: ago(n.createdAt) })),
+            h("p.summary", { text: preview(n) })),
+          n.readAt ? null : h("button.btn.small", { type: "button", onclick: () => markRead({ ids: [n.id] }) }, "Mark read"))))
+          : empty("Nothing for you", "Mentions from every mesh you belong to show up here.")));
+  };
+  paint();
+  // Open what this browser can: the keys of each mesh it already holds an
+  // identity for. (Opening a mesh in a browser without one registers a new
+  // key for the member, which reading the inbox must not do.)
+  const uid = auth.user.id;
+  for (const meshId of new Set(items.filter((n) => n.bodyVersion === 2).map((n) => n.meshId))) {
+    try {
+      const mine = new Set(items.filter((n) => n.meshId === meshId).map((n) => n.memberId));
+      if (!S.ctx.has(meshId) && !(await Promise.all([...mine].map((id) => store.getIdentity(uid, meshId, id)))).some(Boolean)) continue;
+      const c = await meshCtx(meshId);
+      if (!c) continue;
+      await c.openKeysFor(items.filter((n) => n.meshId === meshId));
+      ctxs.set(meshId, c);
+      paint();
+    } catch {
+      /* that mesh's rows stay "open the topic to read it" */
+    }
   }
 }
