@@ -509,7 +509,15 @@ func TestSealsNameTheirEpoch(t *testing.T) {
 		mismatch("POST", "/v1/topics/vault/claim-key", map[string]any{"encryptedKey": ek, "nonce": nonce, "keyEpoch": 2}, 1)
 		e.must("POST", "/v1/topics/vault/claim-key", alice.APIKey.Key, map[string]any{"encryptedKey": ek, "nonce": nonce, "keyEpoch": 1}, http.StatusCreated, nil)
 
-		e.must("POST", "/v1/topics/vault/rotate-key", alice.APIKey.Key, nil, http.StatusOK, nil)
+		var rotated struct {
+			Joined   bool   `json:"joined"`
+			Role     string `json:"role"`
+			KeyEpoch int    `json:"keyEpoch"`
+		}
+		e.must("POST", "/v1/topics/vault/rotate-key", alice.APIKey.Key, nil, http.StatusOK, &rotated)
+		if !rotated.Joined || rotated.Role != "lead" || rotated.KeyEpoch != 2 {
+			t.Fatalf("rotate-key answered %+v, want the topic as its lead sees it at epoch 2", rotated)
+		}
 		// Alice still holds epoch 1's key; sealing it now would hand Bob a
 		// key that opens nothing new.
 		k2, _ := meshcrypto.NewTopicKey()

@@ -943,7 +943,7 @@ type Membership struct {
 	Role Role `json:"role"`
 }
 
-// Mesh a mesh owned by the calling user
+// Mesh a mesh the calling user owns or belongs to (ownerUserId tells which)
 type Mesh struct {
 	ArchivedAt  *time.Time         `json:"archivedAt"`
 	CreatedAt   time.Time          `json:"createdAt"`
@@ -958,7 +958,7 @@ type MeshCreated struct {
 	// Member a member of a mesh
 	Member Member `json:"member"`
 
-	// Mesh a mesh owned by the calling user
+	// Mesh a mesh the calling user owns or belongs to (ownerUserId tells which)
 	Mesh Mesh `json:"mesh"`
 }
 

@@ -127,9 +127,9 @@ func (h *Handler) SetPeerPubkey(c echo.Context) error {
 // RotateTopicKey starts a new key epoch (a mesh admin or the topic's lead):
 // POST /v1/topics/{name}/rotate-key.
 func (h *Handler) RotateTopicKey(c echo.Context) error {
-	t, err := h.Store.RotateTopicKey(c.Request().Context(), middleware.PrincipalFrom(c), topicParam(c))
+	ta, err := h.Store.RotateTopicKey(c.Request().Context(), middleware.PrincipalFrom(c), topicParam(c))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewTopic(&models.TopicAccess{Topic: *t}, nil))
+	return c.JSON(http.StatusOK, viewTopic(ta, nil))
 }

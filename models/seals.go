@@ -355,8 +355,8 @@ func (s *Store) rotateKeysOf(tx *gorm.DB, meshID, actorID, memberID, reason stri
 
 // RotateTopicKey is the explicit rotation (a mesh admin or the topic's
 // lead): it starts a new key epoch and returns the topic.
-func (s *Store) RotateTopicKey(ctx context.Context, p *Principal, topic string) (*Topic, error) {
-	var out Topic
+func (s *Store) RotateTopicKey(ctx context.Context, p *Principal, topic string) (*TopicAccess, error) {
+	var out TopicAccess
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		ta, err := s.topicFor(tx, p, topic)
 		if err != nil {
@@ -374,7 +374,9 @@ func (s *Store) RotateTopicKey(ctx context.Context, p *Principal, topic string) 
 		if _, err := s.rotateTopicKey(tx, p.MeshID, p.MemberID, ta.Topic.ID, RotateExplicit); err != nil {
 			return err
 		}
-		return tx.Where("id = ?", ta.Topic.ID).Take(&out).Error
+		// The answer shows the topic as the caller sees it, membership included.
+		out.Membership = ta.Membership
+		return tx.Where("id = ?", ta.Topic.ID).Take(&out.Topic).Error
 	})
 	if err != nil {
 		return nil, err
