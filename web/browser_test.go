@@ -164,6 +164,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		for _, code := range allowedStatus[[2]string{e.Who, e.Phase}] {
 			ok = ok || strings.Contains(e.Text, "status of "+code)
 		}
+		// Re-sealing races by design: two key holders may seal the same
+		// waiting member at once (seal_exists), or a rotation may land
+		// between listing and sealing (key_epoch_mismatch). The page treats
+		// both as done; the browser still logs the 409.
+		ok = ok || (strings.HasSuffix(e.URL, "/seal") && strings.Contains(e.Text, "status of 409"))
 		if ok {
 			allowed++
 			t.Logf("expected console error (%s, %s): %s %s", e.Who, e.Phase, e.Text, e.URL)
