@@ -39,6 +39,12 @@ type conn struct {
 	presence string // presence row id
 	session  string
 
+	// claimMu orders status changes with queue claims: a claim reads the
+	// status and claims under it, and a status change waits for a claim in
+	// flight, so no row is claimed under a status that is no longer
+	// current (a "next" pushed to a session that has just turned dnd).
+	claimMu sync.Mutex
+
 	mu        sync.Mutex
 	status    string // the session's status, for delivery gating
 	statusGen uint64 // bumped by every local status change
@@ -142,6 +148,8 @@ func (c *conn) currentStatus() string {
 
 // setStatus updates the gating status; turning idle releases held rows.
 func (c *conn) setStatus(status string) {
+	c.claimMu.Lock()
+	defer c.claimMu.Unlock()
 	c.mu.Lock()
 	was := c.status
 	c.status = status
@@ -345,8 +353,10 @@ func (c *conn) writeLoop(ctx context.Context) {
 // drain claims and pushes the member's deliverable rows until none is left.
 func (c *conn) drain(ctx context.Context) error {
 	for {
+		c.claimMu.Lock()
 		rows, err := c.s.store.ClaimQueued(ctx, models.ClaimInput{MeshID: c.p.MeshID, RecipientID: c.p.MemberID, ConnID: c.id,
 			Priorities: models.DeliverablePriorities(c.currentStatus()), Limit: claimBatch})
+		c.claimMu.Unlock()
 		if err != nil {
 			if ctx.Err() == nil {
 				// The next wake or maintenance pass retries; the rows stay queued.
