@@ -89,13 +89,21 @@ func (o *SSE) run(ctx context.Context, write func([]byte) error) error {
 	if err := write(hello); err != nil {
 		return err
 	}
+	var buf []byte // reused between writes; one event is written as it is
 	writeEvents := func(events []*Event) error {
-		var buf []byte
-		for _, e := range events {
-			buf = append(buf, e.SSE...)
+		out := events[0].SSE
+		if len(events) > 1 {
+			buf = buf[:0]
+			for _, e := range events {
+				buf = append(buf, e.SSE...)
+			}
+			out = buf
 		}
-		if err := write(buf); err != nil {
+		if err := write(out); err != nil {
 			return writeErr{err}
+		}
+		if cap(buf) > 64<<10 {
+			buf = nil // a replay page may grow it; do not keep that per idle stream
 		}
 		return nil
 	}
