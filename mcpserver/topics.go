@@ -21,24 +21,11 @@ import (
 // us before it is pushed as "encrypted, no key yet".
 const keyWait = time.Minute
 
-// topicMessage is a topic feed message (the SSE/WS MessageView).
+// topicMessage is a topic feed message: the contract's Message (the data of
+// a /ws "message" frame) and when it arrived, for keyWait.
 type topicMessage struct {
-	ID                string    `json:"id"`
-	Topic             string    `json:"topic"`
-	Seq               int64     `json:"seq"`
-	SenderMemberID    string    `json:"senderMemberId"`
-	SenderPubkey      string    `json:"senderPubkey"`
-	SenderDisplayName string    `json:"senderDisplayName"`
-	Ciphertext        string    `json:"ciphertext"`
-	Nonce             string    `json:"nonce"`
-	BodyVersion       int       `json:"bodyVersion"`
-	KeyEpoch          int       `json:"keyEpoch"`
-	Priority          string    `json:"priority"`
-	ReplyToID         *string   `json:"replyToId"`
-	ClientMessageID   *string   `json:"clientMessageId"`
-	CreatedAt         time.Time `json:"createdAt"`
-
-	since time.Time // when it arrived, for keyWait
+	client.Message
+	since time.Time
 }
 
 // feed is the topic messages waiting to be pushed by channel, in seq
@@ -81,7 +68,7 @@ func (f *feed) reset() {
 // onTopicMessage queues a feed message (on the reader goroutine).
 func (s *Server) onTopicMessage(f *ws.Frame) {
 	var m topicMessage
-	if err := f.Decode(&m); err != nil || m.Seq <= s.inbox.topicSeq() {
+	if err := f.Decode(&m.Message); err != nil || m.Seq <= s.inbox.topicSeq() {
 		return
 	}
 	m.since = time.Now()
@@ -141,7 +128,7 @@ func (s *Server) deliverTopics(ctx context.Context) (waiting bool) {
 			s.feed.pop() // pushed already (a replay overlapping the live feed)
 			continue
 		}
-		if m.SenderMemberID == s.sess.Mesh.MemberID {
+		if m.SenderMemberId.String() == s.sess.Mesh.MemberID {
 			s.feed.pop() // our own post
 			_ = s.inbox.setTopicSeq(m.Seq)
 			continue
@@ -156,20 +143,20 @@ func (s *Server) deliverTopics(ctx context.Context) (waiting bool) {
 				meta[k] = v
 			}
 		}
-		put("from_id", m.SenderMemberID)
+		put("from_id", m.SenderMemberId.String())
 		put("from_name", m.SenderDisplayName)
 		put("from_pubkey", m.SenderPubkey)
 		put("mesh_slug", s.sess.Mesh.Slug)
-		put("priority", m.Priority)
-		put("message_id", m.ID)
+		put("priority", string(m.Priority))
+		put("message_id", m.Id.String())
 		put("topic", m.Topic)
-		if m.ClientMessageID != nil {
-			put("client_message_id", *m.ClientMessageID)
+		if m.ClientMessageId != nil {
+			put("client_message_id", *m.ClientMessageId)
 		}
-		if m.ReplyToID != nil {
-			put("reply_to_id", *m.ReplyToID)
+		if m.ReplyToId != nil {
+			put("reply_to_id", m.ReplyToId.String())
 		}
-		content := priorityPrefix(m.Priority) + m.SenderDisplayName + " (#" + m.Topic + "): " + text
+		content := priorityPrefix(string(m.Priority)) + m.SenderDisplayName + " (#" + m.Topic + "): " + text
 		if err := s.tr.notify(ctx, ChannelMethod, ChannelParams{Content: content, Meta: meta}); err != nil {
 			s.opt.Logf("channel notification: %v", err)
 			return false

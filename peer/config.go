@@ -136,7 +136,14 @@ func (h Home) writeSecret(name string, b []byte) error {
 	if err := os.Chmod(h.Dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(h.Dir, "."+name+".*")
+	return WriteFileAtomic(filepath.Join(h.Dir, name), b)
+}
+
+// WriteFileAtomic writes path through a 0600 temp file in the same folder,
+// synced and renamed into place, so a crash never leaves a half-written or
+// world-readable file. The folder must exist.
+func WriteFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
@@ -157,7 +164,7 @@ func (h Home) writeSecret(name string, b []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(h.Dir, name))
+	return os.Rename(tmp, path)
 }
 
 // readBounded reads a config file, refusing anything implausibly large.
