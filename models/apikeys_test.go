@@ -2,6 +2,8 @@ package models_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/claudemesh/claudemesh-go/models"
@@ -107,6 +109,69 @@ func TestLastUsedWrittenAtMostOncePerMinute(t *testing.T) {
 		again, _ := s.KeyLastUsed(ctx, k.ID)
 		if again == nil || !again.Equal(*first) {
 			t.Errorf("last_used_at moved from %v to %v within a minute", first, again)
+		}
+	})
+}
+
+// TestConcurrentKeyChecksAreEachAnswered hammers the batched key lookup:
+// many requests presenting different keys at once, some revoked, some
+// unknown, are answered together by a few queries, and each must still get
+// exactly its own key's principal or its own refusal.
+func TestConcurrentKeyChecksAreEachAnswered(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		_, owner := newMesh(t, s)
+		type key struct {
+			id, secret string
+			revoked    bool
+		}
+		var keys []key
+		for i := 0; i < 12; i++ {
+			k, secret, err := s.CreateAPIKey(ctx, owner, models.CreateKeyInput{Caps: []string{models.CapRead}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, key{id: k.ID, secret: secret, revoked: i%4 == 0})
+		}
+		for _, k := range keys {
+			if k.revoked {
+				if err := s.RevokeAPIKey(ctx, owner, k.id); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		// A well-formed key nobody issued, sharing no prefix with the others.
+		unknown := keys[1].secret[:3] + "ZZZZZZZZ" + keys[1].secret[11:]
+		var wg sync.WaitGroup
+		errs := make(chan string, 1000)
+		for g := 0; g < 40; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 25; i++ {
+					k := keys[(g+i)%len(keys)]
+					if (g+i)%7 == 0 {
+						if _, err := s.AuthenticateAPIKey(ctx, unknown); !isCode(err, "invalid_api_key") {
+							errs <- fmt.Sprintf("unknown key: err = %v", err)
+						}
+						continue
+					}
+					p, err := s.AuthenticateAPIKey(ctx, k.secret)
+					switch {
+					case k.revoked && !isCode(err, "invalid_api_key"):
+						errs <- fmt.Sprintf("revoked key %s: err = %v", k.id, err)
+					case !k.revoked && err != nil:
+						errs <- fmt.Sprintf("key %s: %v", k.id, err)
+					case !k.revoked && p.APIKeyID != k.id:
+						errs <- fmt.Sprintf("key %s answered with key %s's principal", k.id, p.APIKeyID)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Error(e)
 		}
 	})
 }

@@ -103,6 +103,19 @@ func (s *Store) writeAuditChain(tx *gorm.DB, meshID string, firstSeq int64, at t
 	if err != nil {
 		return err
 	}
+	evs, err := chainAudit(meshID, prev, firstSeq, at, in)
+	if err != nil {
+		return err
+	}
+	if err := tx.Create(&evs).Error; err != nil {
+		return fmt.Errorf("insert audit events: %w", err)
+	}
+	return nil
+}
+
+// chainAudit builds the events of in with seqs from firstSeq, each linked
+// to the hash before it, the first to prev. Every chain link is made here.
+func chainAudit(meshID, prev string, firstSeq int64, at time.Time, in []auditIn) ([]AuditEvent, error) {
 	evs := make([]AuditEvent, len(in))
 	for i, e := range in {
 		meta := e.meta
@@ -111,7 +124,7 @@ func (s *Store) writeAuditChain(tx *gorm.DB, meshID string, firstSeq int64, at t
 		}
 		raw, err := json.Marshal(meta)
 		if err != nil {
-			return fmt.Errorf("audit metadata: %w", err)
+			return nil, fmt.Errorf("audit metadata: %w", err)
 		}
 		evs[i] = AuditEvent{ID: NewID(), MeshID: meshID, Seq: firstSeq + int64(i), Kind: e.kind, Target: e.target, Metadata: string(raw),
 			CreatedAt: at, PrevHash: prev}
@@ -122,10 +135,7 @@ func (s *Store) writeAuditChain(tx *gorm.DB, meshID string, firstSeq int64, at t
 		evs[i].Hash = evs[i].computeHash()
 		prev = evs[i].Hash
 	}
-	if err := tx.Create(&evs).Error; err != nil {
-		return fmt.Errorf("insert audit events: %w", err)
-	}
-	return nil
+	return evs, nil
 }
 
 // auditPrevHash reads the hash of the event before seq (genesis for seq 1).

@@ -6,13 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"gorm.io/gorm"
 )
 
 // maxBatch bounds one group commit; a bigger queue is drained in several.
+// Posts are batched per mesh (the mesh row lock would serialise them
+// anyway), so each batch pays for one commit and a few round trips instead
+// of a commit and several round trips per message.
 const maxBatch = 256
 
 // postReq is one queued post and, once committed, its outcome.
@@ -23,58 +25,6 @@ type postReq struct {
 	err  error
 	done chan struct{}
 }
-
-// committer batches concurrent posts per mesh into one transaction. The
-// first post to find a mesh idle starts a drain goroutine; it commits what
-// is queued, then whatever queued meanwhile, and exits when the queue is
-// empty. Posts to one mesh therefore commit strictly one batch after
-// another (the mesh row lock would serialise them anyway), and each batch
-// pays for one commit and a handful of statements instead of several
-// round trips and a commit per message.
-type committer struct {
-	s       *Store
-	mu      sync.Mutex
-	queues  map[string][]*postReq
-	running map[string]bool
-	wg      sync.WaitGroup
-}
-
-func newCommitter(s *Store) *committer {
-	return &committer{s: s, queues: map[string][]*postReq{}, running: map[string]bool{}}
-}
-
-func (c *committer) submit(meshID string, r *postReq) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.queues[meshID] = append(c.queues[meshID], r)
-	if !c.running[meshID] {
-		c.running[meshID] = true
-		c.wg.Add(1)
-		go c.drain(meshID)
-	}
-}
-
-func (c *committer) drain(meshID string) {
-	defer c.wg.Done()
-	for {
-		c.mu.Lock()
-		q := c.queues[meshID]
-		if len(q) == 0 {
-			delete(c.queues, meshID)
-			delete(c.running, meshID)
-			c.mu.Unlock()
-			return
-		}
-		n := min(len(q), maxBatch)
-		batch := q[:n:n]
-		c.queues[meshID] = q[n:]
-		c.mu.Unlock()
-		c.s.commitBatch(meshID, batch)
-	}
-}
-
-// wait blocks until every drain has finished (Store.Close).
-func (c *committer) wait() { c.wg.Wait() }
 
 // commitBatch commits a batch in one transaction. Posts that break a rule
 // are answered with their error and take no seq; the rest commit together.
@@ -91,14 +41,11 @@ func (s *Store) commitBatch(meshID string, batch []*postReq) {
 	// A clientMessageId raced by another node fails the insert; by then the
 	// other transaction has committed, so the retry sees it as a replay.
 	for attempt := 0; attempt < 3; attempt++ {
-		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			var werr error
-			committed, werr = s.writeBatch(tx, meshID, batch)
-			if werr != nil {
-				return werr
-			}
-			return s.step("batch_commit")
-		})
+		if s.dialect == Postgres {
+			committed, err = s.commitPipelined(ctx, meshID, batch)
+		} else {
+			committed, err = s.commitTx(ctx, meshID, batch)
+		}
 		if !errors.Is(err, errClientIDRace) {
 			break
 		}
@@ -117,12 +64,88 @@ func (s *Store) commitBatch(meshID string, batch []*postReq) {
 	}
 }
 
-// batchReads is what writeBatch looks up once for the whole batch.
+// commitTx is the portable commit: the reads, checks and writes of
+// planBatch inside one GORM transaction, a statement per round trip. SQLite
+// uses it (an in-process database has no round trips to save).
+func (s *Store) commitTx(ctx context.Context, meshID string, batch []*postReq) (Committed, error) {
+	var out Committed
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		rd, err := s.readBatch(tx, meshID, keysOf(batch))
+		if err != nil {
+			return err
+		}
+		var w *batchWrites
+		out, w, err = planBatch(meshID, batch, rd, s.nowUTC())
+		if err != nil || w == nil {
+			return err
+		}
+		if err := writeBatch(tx, meshID, w); err != nil {
+			return err
+		}
+		return s.step("batch_commit")
+	})
+	return out, err
+}
+
+// batchKeys are the values a batch's reads look up, each listed once.
+type batchKeys struct {
+	names, members, clientIDs, replyIDs []string
+	// mentionTopics and mentionNames bound the mention candidates: members
+	// of the topics of posts that mention anyone, with a mentioned name.
+	mentionTopics, mentionNames []string
+}
+
+func keysOf(batch []*postReq) batchKeys {
+	var k batchKeys
+	for _, r := range batch {
+		k.names = appendNew(k.names, r.in.Topic)
+		k.members = appendNew(k.members, r.p.MemberID)
+		if r.in.ClientMessageID != "" {
+			k.clientIDs = appendNew(k.clientIDs, r.in.ClientMessageID)
+		}
+		if r.in.ReplyToID != "" {
+			k.replyIDs = appendNew(k.replyIDs, r.in.ReplyToID)
+		}
+		if len(r.in.Mentions) > 0 {
+			k.mentionTopics = appendNew(k.mentionTopics, r.in.Topic)
+			for _, n := range r.in.Mentions {
+				k.mentionNames = appendNew(k.mentionNames, n)
+			}
+		}
+	}
+	return k
+}
+
+// batchReads is what a batch reads once, under the mesh row lock.
 type batchReads struct {
-	topics   map[string]*Topic          // by name
-	subs     map[[2]string]*TopicMember // by (topic id, member id)
-	replays  map[[2]string]*MessageRow  // by (sender id, client id)
-	replyTos map[string]string          // message id → topic id
+	lastSeq, lastAuditSeq int64
+	auditHead             string                     // hash of event lastAuditSeq; genesis when there is none
+	topics                map[string]*Topic          // by name
+	subs                  map[[2]string]*TopicMember // by (topic id, member id)
+	replays               map[[2]string]*MessageRow  // by (sender id, client id)
+	replyTos              map[string]string          // message id → topic id
+	mentions              []mentionRow               // in member-id order
+}
+
+func newBatchReads() *batchReads {
+	return &batchReads{topics: map[string]*Topic{}, subs: map[[2]string]*TopicMember{}, replays: map[[2]string]*MessageRow{},
+		replyTos: map[string]string{}}
+}
+
+// mentionRow is a live member of a topic whose display name a post mentions.
+type mentionRow struct {
+	TopicID     string
+	MemberID    string
+	DisplayName string
+}
+
+// batchWrites is what a batch writes: the mesh row's new counters and the
+// rows to insert.
+type batchWrites struct {
+	lastSeq, lastAuditSeq int64
+	msgs                  []Message
+	notes                 []Notification
+	audit                 []AuditEvent
 }
 
 // Committed is what one group commit wrote, in seq order: the stream hub
@@ -133,15 +156,13 @@ type Committed struct {
 	Notifications []NotificationRow
 }
 
-// writeBatch checks every post against the state read once for the batch,
-// then writes the accepted ones with one seq allocation and one multi-row
-// insert per table.
-func (s *Store) writeBatch(tx *gorm.DB, meshID string, batch []*postReq) (Committed, error) {
+// planBatch checks every post against the state read once for the batch
+// and builds the rows the accepted ones write, with consecutive seqs after
+// the mesh's last and audit events linked to the chain's head. It answers
+// refused posts and replays through r.err and r.out; the writes are nil when
+// nothing is accepted. It reads nothing, so both commit paths share it.
+func planBatch(meshID string, batch []*postReq, rd *batchReads, now time.Time) (Committed, *batchWrites, error) {
 	out := Committed{MeshID: meshID}
-	rd, err := s.readBatch(tx, meshID, batch)
-	if err != nil {
-		return out, err
-	}
 	var accepted []*postReq
 	topicOf := map[*postReq]*Topic{}
 	seen := map[[2]string]*postReq{} // first post of each (sender, clientMessageId)
@@ -172,27 +193,14 @@ func (s *Store) writeBatch(tx *gorm.DB, meshID string, batch []*postReq) (Commit
 		accepted = append(accepted, r)
 	}
 	if len(accepted) == 0 {
-		return out, nil
-	}
-	mentioned, err := s.resolveMentions(tx, accepted, topicOf)
-	if err != nil {
-		return out, err
-	}
-	var seqs struct {
-		LastSeq      int64
-		LastAuditSeq int64
+		return out, nil, nil
 	}
 	n := int64(len(accepted))
-	if err := tx.Raw("UPDATE meshes SET last_seq = last_seq + ?, last_audit_seq = last_audit_seq + ? WHERE id = ? RETURNING last_seq, last_audit_seq", n, n, meshID).
-		Scan(&seqs).Error; err != nil {
-		return out, fmt.Errorf("allocate seqs: %w", err)
-	}
-	now := s.nowUTC()
-	msgs := make([]Message, len(accepted))
-	var notes []Notification
+	w := &batchWrites{lastSeq: rd.lastSeq + n, lastAuditSeq: rd.lastAuditSeq + n, msgs: make([]Message, n)}
+	audit := make([]auditIn, n)
 	for i, r := range accepted {
-		m := &msgs[i]
-		*m = Message{ID: NewID(), MeshID: meshID, TopicID: topicOf[r].ID, Seq: seqs.LastSeq - n + 1 + int64(i), SenderMemberID: r.p.MemberID,
+		m := &w.msgs[i]
+		*m = Message{ID: NewID(), MeshID: meshID, TopicID: topicOf[r].ID, Seq: rd.lastSeq + 1 + int64(i), SenderMemberID: r.p.MemberID,
 			SenderPubkey: r.p.Pubkey, Nonce: r.in.Nonce, Ciphertext: r.in.Ciphertext, BodyVersion: r.in.BodyVersion, Priority: r.in.Priority, CreatedAt: now}
 		if r.in.BodyVersion == 2 {
 			m.KeyEpoch = topicOf[r].KeyEpoch
@@ -203,25 +211,19 @@ func (s *Store) writeBatch(tx *gorm.DB, meshID string, batch []*postReq) (Commit
 		if r.in.ClientMessageID != "" {
 			m.ClientMessageID = &r.in.ClientMessageID
 		}
-		for _, rcpt := range mentioned[r] {
-			notes = append(notes, Notification{ID: NewID(), MeshID: meshID, TopicID: m.TopicID, MessageID: m.ID, RecipientMemberID: rcpt,
+		notified := rd.mentioned(r, m.TopicID)
+		for _, rcpt := range notified {
+			w.notes = append(w.notes, Notification{ID: NewID(), MeshID: meshID, TopicID: m.TopicID, MessageID: m.ID, RecipientMemberID: rcpt,
 				SenderMemberID: m.SenderMemberID, Kind: NotificationMention, CreatedAt: now})
 		}
-		r.out = &Posted{Row: MessageRow{Message: *m, TopicName: topicOf[r].Name, SenderDisplayName: r.p.DisplayName}, Notified: len(mentioned[r])}
+		r.out = &Posted{Row: MessageRow{Message: *m, TopicName: topicOf[r].Name, SenderDisplayName: r.p.DisplayName}, Notified: len(notified)}
+		audit[i] = auditIn{kind: AuditMessageSent, actor: m.SenderMemberID, target: m.ID, meta: messageAudit{
+			BodyVersion: m.BodyVersion, Bytes: base64.StdEncoding.DecodedLen(len(m.Ciphertext)), Notified: len(notified),
+			Seq: m.Seq, TopicID: m.TopicID}}
 	}
-	if err := tx.Create(&msgs).Error; err != nil {
-		if isUniqueViolation(err) {
-			return out, errClientIDRace
-		}
-		return out, fmt.Errorf("insert messages: %w", err)
-	}
-	if len(notes) > 0 {
-		if err := tx.Create(&notes).Error; err != nil {
-			return out, fmt.Errorf("insert notifications: %w", err)
-		}
-	}
-	if err := s.auditMessages(tx, meshID, seqs.LastAuditSeq-n+1, accepted, msgs); err != nil {
-		return out, err
+	var err error
+	if w.audit, err = chainAudit(meshID, rd.auditHead, rd.lastAuditSeq+1, now, audit); err != nil {
+		return out, nil, err
 	}
 	// In-batch duplicates answer with the message their first copy made.
 	for _, d := range dups {
@@ -233,39 +235,43 @@ func (s *Store) writeBatch(tx *gorm.DB, meshID string, batch []*postReq) (Commit
 		out.Messages[i] = r.out.Row
 		byID[r.out.Row.ID] = &out.Messages[i]
 	}
-	for _, n := range notes {
+	for _, n := range w.notes {
 		m := byID[n.MessageID]
 		out.Notifications = append(out.Notifications, NotificationRow{Notification: n, TopicName: m.TopicName,
 			SenderDisplayName: m.SenderDisplayName, Seq: m.Seq, BodyVersion: m.BodyVersion, KeyEpoch: m.KeyEpoch, Ciphertext: m.Ciphertext, Nonce: m.Nonce})
 	}
-	return out, nil
+	return out, w, nil
 }
 
-// readBatch loads the topics, subscriptions, earlier clientMessageIds and
-// reply targets the batch refers to, one query each.
-func (s *Store) readBatch(tx *gorm.DB, meshID string, batch []*postReq) (*batchReads, error) {
-	var names, members, clientIDs, replyIDs []string
-	for _, r := range batch {
-		names = appendNew(names, r.in.Topic)
-		members = appendNew(members, r.p.MemberID)
-		if r.in.ClientMessageID != "" {
-			clientIDs = appendNew(clientIDs, r.in.ClientMessageID)
-		}
-		if r.in.ReplyToID != "" {
-			replyIDs = appendNew(replyIDs, r.in.ReplyToID)
+// mentioned lists the members post r notifies: live members of its topic
+// named in its mention list, never the sender, at most
+// MaxNotificationsPerMsg, in member-id order.
+func (rd *batchReads) mentioned(r *postReq, topicID string) []string {
+	var out []string
+	for _, row := range rd.mentions {
+		if row.TopicID == topicID && row.MemberID != r.p.MemberID && slices.Contains(r.in.Mentions, row.DisplayName) &&
+			len(out) < MaxNotificationsPerMsg {
+			out = append(out, row.MemberID)
 		}
 	}
-	rd := &batchReads{topics: map[string]*Topic{}, subs: map[[2]string]*TopicMember{}, replays: map[[2]string]*MessageRow{}, replyTos: map[string]string{}}
-	// Lock the mesh row before reading: key rotations, removals and archives
-	// append audit events under the same lock, so a post can never commit
-	// with a key epoch (or membership) that a committed rotation replaced.
-	if s.dialect == Postgres {
-		if err := tx.Exec("SELECT 1 FROM meshes WHERE id = ? FOR UPDATE", meshID).Error; err != nil {
-			return nil, fmt.Errorf("lock mesh: %w", err)
-		}
+	return out
+}
+
+// readBatch reads, one query each, what planBatch needs: the mesh row's
+// counters (locked first on PostgreSQL: key rotations, removals and archives
+// append audit events under the same lock, so a post can never commit with
+// a key epoch or membership that a committed rotation replaced), the
+// topics, subscriptions, earlier clientMessageIds, reply targets, mention
+// candidates and the audit chain's head.
+func (s *Store) readBatch(tx *gorm.DB, meshID string, k batchKeys) (*batchReads, error) {
+	rd := newBatchReads()
+	var mesh Mesh
+	if err := s.forUpdate(tx.Select("last_seq", "last_audit_seq")).Where("id = ?", meshID).Take(&mesh).Error; err != nil {
+		return nil, fmt.Errorf("lock mesh: %w", err)
 	}
+	rd.lastSeq, rd.lastAuditSeq = mesh.LastSeq, mesh.LastAuditSeq
 	var topics []Topic
-	if err := tx.Where("mesh_id = ? AND name IN ?", meshID, names).Find(&topics).Error; err != nil {
+	if err := tx.Where("mesh_id = ? AND name IN ?", meshID, k.names).Find(&topics).Error; err != nil {
 		return nil, fmt.Errorf("load topics: %w", err)
 	}
 	var topicIDs []string
@@ -275,32 +281,69 @@ func (s *Store) readBatch(tx *gorm.DB, meshID string, batch []*postReq) (*batchR
 	}
 	if len(topicIDs) > 0 {
 		var subs []TopicMember
-		if err := tx.Where("topic_id IN ? AND member_id IN ?", topicIDs, members).Find(&subs).Error; err != nil {
+		if err := tx.Where("topic_id IN ? AND member_id IN ?", topicIDs, k.members).Find(&subs).Error; err != nil {
 			return nil, fmt.Errorf("load subscriptions: %w", err)
 		}
 		for i := range subs {
 			rd.subs[[2]string{subs[i].TopicID, subs[i].MemberID}] = &subs[i]
 		}
 	}
-	if len(clientIDs) > 0 {
+	if len(k.clientIDs) > 0 {
 		var rows []MessageRow
-		if err := messageRows(tx).Where("msg.sender_member_id IN ? AND msg.client_message_id IN ?", members, clientIDs).Scan(&rows).Error; err != nil {
+		if err := messageRows(tx).Where("msg.sender_member_id IN ? AND msg.client_message_id IN ?", k.members, k.clientIDs).Scan(&rows).Error; err != nil {
 			return nil, fmt.Errorf("load earlier client ids: %w", err)
 		}
 		for i := range rows {
 			rd.replays[[2]string{rows[i].SenderMemberID, *rows[i].ClientMessageID}] = &rows[i]
 		}
 	}
-	if len(replyIDs) > 0 {
+	if len(k.replyIDs) > 0 {
 		var rows []struct{ ID, TopicID string }
-		if err := tx.Raw("SELECT id, topic_id FROM messages WHERE id IN ?", replyIDs).Scan(&rows).Error; err != nil {
+		if err := tx.Raw("SELECT id, topic_id FROM messages WHERE id IN ?", k.replyIDs).Scan(&rows).Error; err != nil {
 			return nil, fmt.Errorf("load reply targets: %w", err)
 		}
 		for _, r := range rows {
 			rd.replyTos[r.ID] = r.TopicID
 		}
 	}
+	if len(k.mentionNames) > 0 {
+		err := tx.Raw(`SELECT tm.topic_id, m.id AS member_id, m.display_name FROM topic_members tm
+			JOIN members m ON m.id = tm.member_id JOIN topics t ON t.id = tm.topic_id
+			WHERE t.mesh_id = ? AND t.name IN ? AND m.revoked_at IS NULL AND m.display_name IN ? ORDER BY m.id`,
+			meshID, k.mentionTopics, k.mentionNames).Scan(&rd.mentions).Error
+		if err != nil {
+			return nil, fmt.Errorf("resolve mentions: %w", err)
+		}
+	}
+	head, err := auditPrevHash(tx, meshID, rd.lastAuditSeq+1)
+	if err != nil {
+		return nil, err
+	}
+	rd.auditHead = head
 	return rd, nil
+}
+
+// writeBatch stores a plan: the mesh row's counters, then one multi-row
+// insert per table.
+func writeBatch(tx *gorm.DB, meshID string, w *batchWrites) error {
+	if err := tx.Exec("UPDATE meshes SET last_seq = ?, last_audit_seq = ? WHERE id = ?", w.lastSeq, w.lastAuditSeq, meshID).Error; err != nil {
+		return fmt.Errorf("allocate seqs: %w", err)
+	}
+	if err := tx.Create(&w.msgs).Error; err != nil {
+		if isUniqueViolation(err) {
+			return errClientIDRace
+		}
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	if len(w.notes) > 0 {
+		if err := tx.Create(&w.notes).Error; err != nil {
+			return fmt.Errorf("insert notifications: %w", err)
+		}
+	}
+	if err := tx.Create(&w.audit).Error; err != nil {
+		return fmt.Errorf("insert audit events: %w", err)
+	}
+	return nil
 }
 
 // check applies the posting rules to one request. It returns the topic, or
@@ -341,57 +384,6 @@ func (rd *batchReads) check(r *postReq) (*Topic, error) {
 		return nil, Invalid(FieldError{"replyToId", "is not a message of this topic"})
 	}
 	return t, nil
-}
-
-// resolveMentions maps each post to the members it notifies: live members
-// of the post's topic named in its mention list, never the sender, at most
-// MaxNotificationsPerMsg, in member-id order.
-func (s *Store) resolveMentions(tx *gorm.DB, posts []*postReq, topicOf map[*postReq]*Topic) (map[*postReq][]string, error) {
-	var names, topicIDs []string
-	for _, r := range posts {
-		for _, n := range r.in.Mentions {
-			names = appendNew(names, n)
-		}
-		if len(r.in.Mentions) > 0 {
-			topicIDs = appendNew(topicIDs, topicOf[r].ID)
-		}
-	}
-	out := map[*postReq][]string{}
-	if len(names) == 0 {
-		return out, nil
-	}
-	var rows []struct {
-		TopicID     string
-		MemberID    string
-		DisplayName string
-	}
-	err := tx.Raw(`SELECT tm.topic_id, m.id AS member_id, m.display_name FROM topic_members tm JOIN members m ON m.id = tm.member_id
-		WHERE tm.topic_id IN ? AND m.revoked_at IS NULL AND m.display_name IN ? ORDER BY m.id`, topicIDs, names).Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("resolve mentions: %w", err)
-	}
-	for _, r := range posts {
-		for _, row := range rows {
-			if row.TopicID == topicOf[r].ID && row.MemberID != r.p.MemberID && slices.Contains(r.in.Mentions, row.DisplayName) &&
-				len(out[r]) < MaxNotificationsPerMsg {
-				out[r] = append(out[r], row.MemberID)
-			}
-		}
-	}
-	return out, nil
-}
-
-// auditMessages appends one message.sent event per message to the mesh's
-// chain, reading the previous hash once.
-func (s *Store) auditMessages(tx *gorm.DB, meshID string, firstSeq int64, posts []*postReq, msgs []Message) error {
-	in := make([]auditIn, len(msgs))
-	for i := range msgs {
-		m := &msgs[i]
-		in[i] = auditIn{kind: AuditMessageSent, actor: m.SenderMemberID, target: m.ID, meta: messageAudit{
-			BodyVersion: m.BodyVersion, Bytes: base64.StdEncoding.DecodedLen(len(m.Ciphertext)), Notified: posts[i].out.Notified,
-			Seq: m.Seq, TopicID: m.TopicID}}
-	}
-	return s.writeAuditChain(tx, meshID, firstSeq, msgs[0].CreatedAt, in)
 }
 
 // messageAudit is a message.sent event's metadata: sizes and ids only.

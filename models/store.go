@@ -32,6 +32,7 @@ const (
 // Store is the broker's only door to the database.
 type Store struct {
 	db      *gorm.DB
+	sqlDB   *sql.DB // the pool under db, for pgx pipelines (commitPipelined)
 	dialect Dialect
 	now     func() time.Time
 	// lastUsed throttles api_keys.last_used_at writes to one a minute per key.
@@ -39,7 +40,9 @@ type Store struct {
 	// hooks lets tests inject a failure between the steps of a transaction.
 	hooks Hooks
 	// commits batches concurrent message posts per mesh (group commit).
-	commits *committer
+	commits *batcher[*postReq]
+	// keyLookups batches concurrent API-key lookups into one query.
+	keyLookups *batcher[*keyLookup]
 	// onCommit receives committed messages in seq order (the stream hub).
 	onCommit        func(Committed)
 	maxMessageBytes int
@@ -127,8 +130,9 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	if maxBytes == 0 {
 		maxBytes = DefaultMaxMessageBytes
 	}
-	s := &Store{db: db, dialect: dialect, now: now, lastUsed: newUsageThrottle(), maxMessageBytes: maxBytes}
-	s.commits = newCommitter(s)
+	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, now: now, lastUsed: newUsageThrottle(), maxMessageBytes: maxBytes}
+	s.commits = newBatcher(maxBatch, s.commitBatch)
+	s.keyLookups = newBatcher(maxKeyLookups, func(_ string, b []*keyLookup) { s.lookupKeys(b) })
 	return s, nil
 }
 
@@ -146,6 +150,7 @@ func (s *Store) OnCommit(fn func(Committed)) { s.onCommit = fn }
 // Close waits for queued posts to commit, then releases the connection pool.
 func (s *Store) Close() error {
 	s.commits.wait()
+	s.keyLookups.wait()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
