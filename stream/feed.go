@@ -34,7 +34,8 @@ type Feed struct {
 	sub      *Subscription
 	meshID   string
 	topicIDs []string // the replay scope
-	lastSent int64    // highest message seq written
+	// The position (highest message seq written) lives in the
+	// subscription, where the hub's direct writes advance it too.
 }
 
 // FeedStart is what a client learns when its feed starts.
@@ -58,12 +59,14 @@ func (h *Hub) StartFeed(ctx context.Context, store FeedStore, sub *Subscription,
 	}
 	baseline := last[sub.meshID]
 	h.Anchor(sub.meshID, baseline)
-	f := &Feed{hub: h, store: store, sub: sub, meshID: sub.meshID, topicIDs: topicIDs, lastSent: baseline}
+	f := &Feed{hub: h, store: store, sub: sub, meshID: sub.meshID, topicIDs: topicIDs}
 	start := FeedStart{LastSeq: baseline}
+	pos := baseline
 	if since >= 0 {
-		since, start.Clamped = ClampResume(since, baseline)
-		f.lastSent, start.Resumed = since, true
+		pos, start.Clamped = ClampResume(since, baseline)
+		start.Resumed = true
 	}
+	sub.setPosition(pos)
 	return f, start, nil
 }
 
@@ -82,9 +85,10 @@ func (f *Feed) Retarget(wants func(*Event) bool, topicIDs []string) {
 // committed when it started (later commits are queued on the subscription).
 func (f *Feed) Replay(ctx context.Context, write func([]*Event) error) error {
 	for {
-		rows, err := f.store.MessagesAfter(ctx, f.meshID, f.topicIDs, f.lastSent, replayPage)
+		pos := f.sub.position()
+		rows, err := f.store.MessagesAfter(ctx, f.meshID, f.topicIDs, pos, replayPage)
 		if err != nil {
-			return fmt.Errorf("replay after %d: %w", f.lastSent, err)
+			return fmt.Errorf("replay after %d: %w", pos, err)
 		}
 		if len(rows) > 0 {
 			events := make([]*Event, len(rows))
@@ -94,7 +98,7 @@ func (f *Feed) Replay(ctx context.Context, write func([]*Event) error) error {
 			if err := write(events); err != nil {
 				return err
 			}
-			f.lastSent = rows[len(rows)-1].Seq
+			f.sub.setPosition(rows[len(rows)-1].Seq)
 			f.hub.metrics.sent.Add(float64(len(rows)))
 		}
 		if len(rows) < replayPage {
@@ -105,26 +109,14 @@ func (f *Feed) Replay(ctx context.Context, write func([]*Event) error) error {
 
 // Live takes what the hub queued, dropping messages at or below the
 // position (replayed already, or committed before the baseline).
-func (f *Feed) Live() []*Event {
-	queued := f.sub.Take()
-	out := queued[:0]
-	for _, e := range queued {
-		if e.Kind == KindMessage {
-			if e.Seq <= f.lastSent {
-				continue
-			}
-			f.lastSent = e.Seq
-		}
-		out = append(out, e)
-	}
-	return out
-}
+func (f *Feed) Live() []*Event { return f.sub.takeAfter() }
 
 // Resubscribe replaces a subscription the hub cut (the subscriber fell
 // behind, or a gap could not be filled) with a new one from sub, anchors it,
 // and catches up from the database from the feed's position, so the feed
 // stays exact without dropping the connection.
 func (f *Feed) Resubscribe(ctx context.Context, sub *Subscription, write func([]*Event) error) error {
+	sub.setPosition(f.sub.position())
 	f.sub = sub
 	last, err := f.store.MeshLastSeqs(ctx, []string{f.meshID})
 	if err != nil {

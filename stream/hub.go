@@ -5,7 +5,9 @@ import (
 	"errors"
 	"hash/maphash"
 	"log/slog"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,6 +80,11 @@ type hubShard struct {
 // meshState is a mesh with live subscribers on this node.
 type meshState struct {
 	subs map[*Subscription]struct{}
+	// list is subs as a slice for fan-out; appended to on subscribe (a
+	// reader's snapshot keeps its own length) and rebuilt by the next
+	// fan-out after an unsubscribe (stale).
+	list  []*Subscription
+	stale bool
 	// deliver serialises delivery for the mesh so events leave in seq order.
 	deliver sync.Mutex
 	lastSeq int64 // highest message seq delivered; 0 = not known yet
@@ -137,6 +144,9 @@ func (h *Hub) Subscribe(meshID string, wants func(*Event) bool) *Subscription {
 		sh.meshes[meshID] = ms
 	}
 	ms.subs[s] = struct{}{}
+	if !ms.stale {
+		ms.list = append(ms.list, s)
+	}
 	sh.mu.Unlock()
 	return s
 }
@@ -167,6 +177,7 @@ func (h *Hub) unsubscribe(s *Subscription) {
 		return
 	}
 	delete(ms.subs, s)
+	ms.stale = true
 	if len(ms.subs) == 0 {
 		delete(sh.meshes, s.meshID)
 	}
@@ -300,18 +311,71 @@ func (h *Hub) PublishLocal(e *Event) {
 	h.fanout(h.shard(e.MeshID), e.MeshID, []*Event{e})
 }
 
+// fanoutChunk is how many subscribers one fan-out goroutine serves: enough
+// that starting it costs little next to its writes, few enough that a big
+// mesh's writes spread over every core.
+const fanoutChunk = 256
+
 func (h *Hub) fanout(sh *hubShard, meshID string, events []*Event) {
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	ms := sh.meshes[meshID]
-	if ms == nil {
+	subs := h.subscribers(sh, meshID)
+	if len(subs) <= fanoutChunk {
+		var scratch []byte
+		for _, s := range subs {
+			s.offerAll(events, &scratch)
+		}
 		return
 	}
-	for s := range ms.subs {
-		for _, e := range events {
-			s.offer(e)
+	// Subscribers that write directly cost a write syscall each here, so a
+	// big mesh is split over up to GOMAXPROCS goroutines; the caller waits,
+	// which keeps one mesh's deliveries in order.
+	var next atomic.Int64
+	work := func() {
+		var scratch []byte
+		for {
+			i := int(next.Add(1)-1) * fanoutChunk
+			if i >= len(subs) {
+				return
+			}
+			for _, s := range subs[i:min(i+fanoutChunk, len(subs))] {
+				s.offerAll(events, &scratch)
+			}
 		}
 	}
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), (len(subs)+fanoutChunk-1)/fanoutChunk) - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+}
+
+// subscribers is a snapshot of the mesh's subscribers on this node.
+func (h *Hub) subscribers(sh *hubShard, meshID string) []*Subscription {
+	sh.mu.RLock()
+	ms := sh.meshes[meshID]
+	if ms == nil {
+		sh.mu.RUnlock()
+		return nil
+	}
+	if !ms.stale {
+		list := ms.list[:len(ms.list):len(ms.list)]
+		sh.mu.RUnlock()
+		return list
+	}
+	sh.mu.RUnlock()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if ms = sh.meshes[meshID]; ms == nil {
+		return nil
+	}
+	if ms.stale {
+		ms.list = make([]*Subscription, 0, len(ms.subs))
+		for s := range ms.subs {
+			ms.list = append(ms.list, s)
+		}
+		ms.stale = false
+	}
+	return ms.list[:len(ms.list):len(ms.list)]
 }
 
 func (h *Hub) failMesh(meshID string, err error) {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -37,6 +39,8 @@ type SSE struct {
 	RevalidateEvery  time.Duration
 	UnavailableGrace time.Duration
 	Heartbeat        time.Duration
+	// WriteTimeout bounds a blocking write to the client (0 = 10 s).
+	WriteTimeout time.Duration
 	// Ready is the payload of the first event.
 	Ready any
 	// Stop ends the stream when closed (server shutdown).
@@ -50,13 +54,13 @@ type SSE struct {
 // Otherwise Serve streams on the caller's goroutine until the end.
 // Either way Serve owns the subscription and closes it.
 func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter, done func(error)) error {
-	write, closeConn, hijacked, err := open(w)
+	write, direct, closeConn, hijacked, err := open(w, orDefault(o.WriteTimeout, writeTimeout))
 	if err != nil {
 		o.Feed.Sub().Close()
 		return err
 	}
 	if !hijacked {
-		err := o.run(ctx, write)
+		err := o.run(ctx, write, nil)
 		closeConn()
 		return err
 	}
@@ -64,7 +68,7 @@ func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter, done func(error)
 	// own context ends with the stream.
 	go func() {
 		ctx, cancel := context.WithCancel(context.Background())
-		err := o.run(ctx, write)
+		err := o.run(ctx, write, direct)
 		cancel()
 		closeConn()
 		if done != nil {
@@ -77,9 +81,17 @@ func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter, done func(error)
 // run writes the stream until the client leaves, the subscription ends or
 // revalidation fails. Resume is exact: the feed replays the database after
 // the resume point, then live events, skipping any seq already written.
-func (o *SSE) run(ctx context.Context, write func([]byte) error) error {
+// With direct (a non-blocking socket write) the hub writes live events
+// itself once the replay is done; every write here then holds the
+// subscription's write lock so the two never interleave.
+func (o *SSE) run(ctx context.Context, rawWrite func([]byte) error, direct func([]byte) (int, error)) error {
 	sub := o.Feed.Sub()
 	defer sub.Close()
+	write := func(b []byte) error {
+		sub.LockWrites()
+		defer sub.UnlockWrites()
+		return rawWrite(b)
+	}
 	m := sub.hub.metrics
 	m.connections.Inc()
 	defer m.connections.Dec()
@@ -99,7 +111,7 @@ func (o *SSE) run(ctx context.Context, write func([]byte) error) error {
 			}
 			out = buf
 		}
-		if err := write(out); err != nil {
+		if err := rawWrite(out); err != nil {
 			return writeErr{err}
 		}
 		if cap(buf) > 64<<10 {
@@ -114,6 +126,9 @@ func (o *SSE) run(ctx context.Context, write func([]byte) error) error {
 			}
 			return err
 		}
+	}
+	if direct != nil {
+		sub.GoDirect(direct)
 	}
 	hb := time.NewTicker(orDefault(o.Heartbeat, DefaultHeartbeat))
 	defer hb.Stop()
@@ -156,12 +171,21 @@ func (o *SSE) run(ctx context.Context, write func([]byte) error) error {
 			end(write, err)
 			return err
 		case <-sub.Ready():
+			sub.LockWrites()
+			var err error
+			if tail := sub.TakePending(); tail != nil {
+				err = rawWrite(tail)
+			}
 			events := o.Feed.Live()
+			if err == nil && len(events) > 0 {
+				err = writeEvents(events)
+			}
+			sub.UnlockWrites()
+			if err != nil {
+				return err
+			}
 			if len(events) == 0 {
 				continue
-			}
-			if err := writeEvents(events); err != nil {
-				return err
 			}
 			now := time.Now()
 			for _, e := range events {
@@ -201,7 +225,7 @@ func endFrame(code string, reconnect bool) []byte {
 // connection for a handler that is still running). The body is delimited by
 // closing the connection, so no chunked encoding is needed. A dead client is
 // noticed at the next write (a heartbeat at the latest).
-func open(w http.ResponseWriter) (write func([]byte) error, closeConn func(), hijacked bool, err error) {
+func open(w http.ResponseWriter, timeout time.Duration) (write func([]byte) error, direct func([]byte) (int, error), closeConn func(), hijacked bool, err error) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache, no-store")
@@ -213,13 +237,13 @@ func open(w http.ResponseWriter) (write func([]byte) error, closeConn func(), hi
 		h.Set("Connection", "keep-alive")
 		w.WriteHeader(http.StatusOK)
 		write = func(b []byte) error {
-			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_ = rc.SetWriteDeadline(time.Now().Add(timeout))
 			if _, err := w.Write(b); err != nil {
 				return err
 			}
 			return rc.Flush()
 		}
-		return write, func() {}, false, nil
+		return write, nil, func() {}, false, nil
 	}
 	h.Set("Connection", "close")
 	var head bytes.Buffer
@@ -230,15 +254,58 @@ func open(w http.ResponseWriter) (write func([]byte) error, closeConn func(), hi
 	// sends after the request is ignored, and whole frames go straight to
 	// the socket.
 	write = func(b []byte) error {
-		_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
 		_, err := conn.Write(b)
+		// Cleared again: a deadline left behind would expire under the
+		// hub's direct writes, which never wait and need none.
+		_ = conn.SetWriteDeadline(time.Time{})
 		return err
 	}
 	if err := write(head.Bytes()); err != nil {
 		conn.Close()
-		return nil, nil, true, err
+		return nil, nil, nil, true, err
 	}
-	return write, func() { conn.Close() }, true, nil
+	return write, nonBlockingWriter(conn), func() { conn.Close() }, true, nil
+}
+
+// nonBlockingWriter writes to conn's socket without ever waiting: it
+// returns how much the kernel took, short (possibly 0) when the socket
+// buffer is full. nil when conn has no socket of its own (TLS, a pipe).
+func nonBlockingWriter(conn net.Conn) func([]byte) (int, error) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return func(b []byte) (int, error) {
+		total := 0
+		var werr error
+		err := rc.Write(func(fd uintptr) bool {
+			for total < len(b) {
+				n, err := syscall.Write(int(fd), b[total:])
+				switch {
+				case err == syscall.EINTR:
+					continue
+				case err == syscall.EAGAIN:
+					return true // full: the rest is the writer goroutine's
+				case err != nil:
+					werr = err
+					return true
+				case n == 0:
+					return true
+				}
+				total += n
+			}
+			return true
+		})
+		if err == nil {
+			err = werr
+		}
+		return total, err
+	}
 }
 
 func orDefault(d, def time.Duration) time.Duration {
