@@ -1,10 +1,12 @@
 package ws
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -155,7 +157,7 @@ func (s *Server) Handle(w http.ResponseWriter, r *http.Request) error {
 	s.mu.Unlock()
 	// Accept hijacks the TCP connection (which also clears the HTTP
 	// server's deadlines; liveness is the pings' job from here on).
-	wc, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
+	wc, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		s.wg.Done()
 		return nil // Accept answered the request itself
@@ -169,6 +171,42 @@ func (s *Server) Handle(w http.ResponseWriter, r *http.Request) error {
 		s.serve(wc)
 	}()
 	return nil
+}
+
+// The bufio buffers a peer connection keeps for its whole life. net/http's
+// hijack hands over 4 KiB for each direction; coder/websocket reads frame
+// headers and small frames through the reader (larger payloads bypass it)
+// and writes each frame through the writer, flushing once per frame. An
+// idle peer needs neither, and a frame larger than a buffer costs one more
+// read or write call, not a copy of the frame.
+const (
+	connReadBuffer  = 1 << 10
+	connWriteBuffer = 1 << 10
+)
+
+// smallBuffers hands websocket.Accept the hijacked connection with
+// buffers of connReadBuffer and connWriteBuffer bytes instead of net/http's
+// 4 KiB ones, which are dropped.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Writer.Flush(); err != nil { // empty after a hijack; flushed to be sure
+		_ = nc.Close()
+		return nil, nil, err
+	}
+	// Bytes a client sent before seeing the 101 are in net/http's reader;
+	// then that reader is kept (rare: a client waits for the 101).
+	rd := brw.Reader
+	if rd.Buffered() == 0 {
+		rd = bufio.NewReaderSize(nc, connReadBuffer)
+	}
+	return nc, bufio.NewReadWriter(rd, bufio.NewWriterSize(nc, connWriteBuffer)), nil
 }
 
 func headerHas(h http.Header, name, token string) bool {
