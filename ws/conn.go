@@ -35,11 +35,10 @@ const (
 // goroutine per connection but the reader. Both may write; the library
 // serialises frames.
 type conn struct {
-	s      *Server
-	ws     *websocket.Conn
-	id     string             // random connection id; queue claims are tied to it
-	ctx    context.Context    // the connection's context; the writer runs under it
-	cancel context.CancelFunc // ends it
+	s   *Server
+	ws  *websocket.Conn
+	out *sockWriter // under ws: corks frames into one write
+	id  string      // random connection id; queue claims are tied to it
 
 	// Set by the handshake, read-only afterwards.
 	p        *models.Principal
@@ -58,18 +57,19 @@ type conn struct {
 	reason    string // why the connection is closing (audited)
 	closing   bool
 	// The writer's single-flight state, under mu.
-	writing  bool // a writer goroutine is running
-	dirty    bool // work arrived since the running writer last looked
-	wstop    bool // no writer may start again (torn down, or a write failed)
-	pingDue  bool // the ping timer fired
-	revalDue bool // the revalidation timer fired
+	writing  bool               // a writer goroutine is running
+	dirty    bool               // work arrived since the running writer last looked
+	wstop    bool               // no writer may start again (torn down, or a write failed)
+	wcancel  context.CancelFunc // ends the running writer's context
+	pingDue  bool               // the ping timer fired
+	revalDue bool               // the revalidation timer fired
 	writers  sync.WaitGroup
 
 	wake  chan struct{}              // capacity 1: "claim queued rows"
 	cmds  chan func(context.Context) // work the writer must do in order (subscribe)
 	sub   *stream.Subscription       // writer-owned after the handshake
-	sends *rate.Limiter              // sends per second
-	errs  *rate.Limiter              // error budget; spent means abusive
+	sends *rate.Limiter              // sends per second; reader-owned, made at the first send
+	errs  *rate.Limiter              // error budget, spent means abusive; reader-owned, made at the first error
 	subst subscription               // writer-owned topic subscription state
 	pingT *time.Timer                // pings every PingEvery; rearmed after each pong
 	revT  *time.Timer                // writer-owned revalidation timer while subscribed
@@ -79,16 +79,20 @@ type conn struct {
 // handshake's queries grow the calling goroutine's stack; the connection
 // then continues on a fresh goroutine (the reader) and this one returns, so
 // an idle peer's one goroutine keeps only the small stack a read needs.
-func (s *Server) serve(wc *websocket.Conn) {
+//
+// The reader and the handshake run under the server's context: nothing
+// but a shutdown cancels them, and a context per connection would cost
+// every idle peer its allocations. The writer gets a context per run,
+// which the teardown cancels.
+func (s *Server) serve(wc *websocket.Conn, out *sockWriter) {
 	wc.SetReadLimit(s.cfg.MaxFrameBytes)
-	ctx, cancel := context.WithCancel(s.base)
+	ctx := s.base
 	// writing starts true: this goroutine stands in for the writer until
 	// the welcome is out, so no hub event overtakes it.
-	c := &conn{s: s, ws: wc, id: randomHex(16), ctx: ctx, cancel: cancel, writing: true,
-		wake: make(chan struct{}, 1), cmds: make(chan func(context.Context), 4), sends: rate.NewLimiter(rate.Limit(s.cfg.SendsPerSecond), s.cfg.SendBurst), errs: rate.NewLimiter(errorRate, errorBurst)}
+	c := &conn{s: s, ws: wc, out: out, id: randomHex(16), writing: true,
+		wake: make(chan struct{}, 1), cmds: make(chan func(context.Context), 4)}
 	row := c.handshake(ctx)
 	if row == nil {
-		cancel()
 		_ = wc.CloseNow()
 		return
 	}
@@ -123,9 +127,11 @@ func (s *Server) serve(wc *websocket.Conn) {
 // disconnect.
 func (c *conn) finish() {
 	s := c.s
-	c.cancel()
 	c.mu.Lock()
 	c.wstop = true
+	if c.wcancel != nil {
+		c.wcancel() // a query or write in flight ends now
+	}
 	c.mu.Unlock()
 	c.writers.Wait()
 	if c.pingT != nil {
@@ -148,11 +154,26 @@ func (c *conn) finish() {
 
 func presenceOnly(e *stream.Event) bool { return e.Kind == stream.KindPresence }
 
-// write sends one text frame within WriteTimeout.
+// write sends one text frame within WriteTimeout. Inside a batch it goes
+// out with the batch's other frames.
 func (c *conn) write(ctx context.Context, b []byte) error {
-	wctx, cancel := context.WithTimeout(ctx, c.s.cfg.WriteTimeout)
-	defer cancel()
-	return c.ws.Write(wctx, websocket.MessageText, b)
+	return c.batch(func() error {
+		wctx, cancel := context.WithTimeout(ctx, c.s.cfg.WriteTimeout)
+		defer cancel()
+		return c.ws.Write(wctx, websocket.MessageText, b)
+	})
+}
+
+// batch runs f's writes corked: the frames leave in one write call when it
+// returns (or when they pass corkFlushAt). f must not wait on anything but
+// writes (no query, no ping), or it would hold back the other side's frames.
+func (c *conn) batch(f func() error) error {
+	c.out.cork()
+	err := f()
+	if ferr := c.out.uncork(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 // closeWith ends the connection with a close code; the first reason wins.
@@ -231,8 +252,10 @@ func (c *conn) kick() {
 	}
 	c.writing = true
 	c.writers.Add(1)
+	ctx, cancel := context.WithCancel(c.s.base)
+	c.wcancel = cancel
 	c.mu.Unlock()
-	go c.writeLoop()
+	go c.writeLoop(ctx, cancel)
 }
 
 // due sets a timer's flag and kicks the writer.
@@ -347,6 +370,9 @@ func (c *conn) replyError(ctx context.Context, ref, code, msg string) {
 // protocolError is an error frame that spends the error budget: a client
 // that keeps sending bad or refused frames is closed as abusive.
 func (c *conn) protocolError(ctx context.Context, ref, code, msg string) {
+	if c.errs == nil { // a new limiter is full: the same as one made at connect
+		c.errs = rate.NewLimiter(errorRate, errorBurst)
+	}
 	if !c.errs.Allow() {
 		c.closeWith(CloseAbusive, "abusive", "too many bad or refused frames")
 		return
@@ -395,21 +421,22 @@ func (c *conn) enqueue(ctx context.Context, f func(context.Context)) {
 
 // writeLoop does the connection's writer work until none is left, then
 // exits; a failed write (or a ping without pong) ends writing for good.
-func (c *conn) writeLoop() {
+func (c *conn) writeLoop(ctx context.Context, cancel context.CancelFunc) {
 	defer c.writers.Done()
+	defer cancel()
 	for {
 		c.mu.Lock()
 		c.dirty = false
 		ping, reval := c.pingDue, c.revalDue
 		c.pingDue, c.revalDue = false, false
 		c.mu.Unlock()
-		if err := c.writeWork(c.ctx, ping, reval); err != nil {
+		if err := c.writeWork(ctx, ping, reval); err != nil {
 			// The connection cannot be written to any more (the library
 			// closes it on a failed write); the reader ends at its next
 			// read. Commands queued meanwhile are dropped so the reader
 			// never waits on a full queue that nobody takes from.
 			c.mu.Lock()
-			c.wstop, c.writing = true, false
+			c.wstop, c.writing, c.wcancel = true, false, nil
 			c.mu.Unlock()
 			for more := true; more; {
 				select {
@@ -422,7 +449,7 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Lock()
 		if !c.dirty || c.wstop {
-			c.writing = false
+			c.writing, c.wcancel = false, nil
 			c.mu.Unlock()
 			return
 		}
@@ -505,10 +532,16 @@ func (c *conn) drain(ctx context.Context) error {
 			}
 			return nil
 		}
-		for i := range rows {
-			if err := c.write(ctx, mustJSON(viewPush(&rows[i]))); err != nil {
-				return err // unacked: the rows go out again on the next connection
+		err = c.batch(func() error {
+			for i := range rows {
+				if err := c.write(ctx, mustJSON(viewPush(&rows[i]))); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err // unacked: the rows go out again on the next connection
 		}
 		if len(rows) < claimBatch {
 			return nil
@@ -526,15 +559,17 @@ func (c *conn) flushEvents(ctx context.Context) error {
 	} else {
 		events = c.sub.Take()
 	}
-	for _, e := range events {
-		if e.Kind != stream.KindPresence && !c.subst.active {
-			continue // queued before the feed stopped
+	return c.batch(func() error {
+		for _, e := range events {
+			if e.Kind != stream.KindPresence && !c.subst.active {
+				continue // queued before the feed stopped
+			}
+			if err := c.write(ctx, e.WS()); err != nil {
+				return err
+			}
 		}
-		if err := c.write(ctx, e.WS()); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // handshake sends the challenge and checks the hello. It returns the

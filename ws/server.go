@@ -157,7 +157,8 @@ func (s *Server) Handle(w http.ResponseWriter, r *http.Request) error {
 	s.mu.Unlock()
 	// Accept hijacks the TCP connection (which also clears the HTTP
 	// server's deadlines; liveness is the pings' job from here on).
-	wc, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
+	hj := &hijacked{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
+	wc, err := websocket.Accept(hj, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		s.wg.Done()
 		return nil // Accept answered the request itself
@@ -168,31 +169,35 @@ func (s *Server) Handle(w http.ResponseWriter, r *http.Request) error {
 	// what the protocol holds.
 	go func() {
 		defer s.wg.Done()
-		s.serve(wc)
+		s.serve(wc, hj.out)
 	}()
 	return nil
 }
 
 // The bufio buffers a peer connection keeps for its whole life. net/http's
-// hijack hands over 4 KiB for each direction; coder/websocket reads frame
-// headers and small frames through the reader (larger payloads bypass it)
-// and writes each frame through the writer, flushing once per frame. An
-// idle peer needs neither, and a frame larger than a buffer costs one more
-// read or write call, not a copy of the frame.
+// hijack hands over 4 KiB for each direction. coder/websocket reads frame
+// headers and small frames through the reader (a larger payload is read
+// past it, one more read call); its writer only has to hold a control
+// frame (at most 2+125 bytes), since every other frame is corked in a
+// sockWriter (see there).
 const (
-	connReadBuffer  = 1 << 10
-	connWriteBuffer = 1 << 10
+	connReadBuffer  = 512
+	connWriteBuffer = 256
 )
 
-// smallBuffers hands websocket.Accept the hijacked connection with
-// buffers of connReadBuffer and connWriteBuffer bytes instead of net/http's
-// 4 KiB ones, which are dropped.
-type smallBuffers struct{ http.ResponseWriter }
+// hijacked hands websocket.Accept the hijacked connection with a
+// connReadBuffer reader and a connWriteBuffer writer over a sockWriter
+// (out), instead of net/http's 4 KiB buffers, which are dropped.
+type hijacked struct {
+	http.ResponseWriter
+	timeout time.Duration
+	out     *sockWriter
+}
 
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (h *hijacked) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -206,7 +211,8 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if rd.Buffered() == 0 {
 		rd = bufio.NewReaderSize(nc, connReadBuffer)
 	}
-	return nc, bufio.NewReadWriter(rd, bufio.NewWriterSize(nc, connWriteBuffer)), nil
+	h.out = &sockWriter{nc: nc, timeout: h.timeout}
+	return nc, bufio.NewReadWriter(rd, bufio.NewWriterSize(h.out, connWriteBuffer)), nil
 }
 
 func headerHas(h http.Header, name, token string) bool {

@@ -131,12 +131,14 @@ func (c *conn) startSubscription(ctx context.Context, ref string, explicit []str
 // writeEvents writes events as /ws frames (each built once per event).
 func (c *conn) writeEvents(ctx context.Context) func([]*stream.Event) error {
 	return func(events []*stream.Event) error {
-		for _, e := range events {
-			if err := c.write(ctx, e.WS()); err != nil {
-				return err
+		return c.batch(func() error {
+			for _, e := range events {
+				if err := c.write(ctx, e.WS()); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	}
 }
 
