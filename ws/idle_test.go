@@ -105,7 +105,7 @@ func (c *stallConn) Read(p []byte) (int, error) {
 // writes nothing but pongs, so its writes count them) and then stops
 // reading is closed for ping_timeout.
 func TestPingsRepeatUntilPeerFallsSilent(t *testing.T) {
-	w := newWorld(t, models.SQLite, func(c *ws.Config) { c.PingEvery, c.PingTimeout = 20*time.Millisecond, 200*time.Millisecond })
+	w := newWorld(t, models.SQLite, func(c *ws.Config) { c.PingEvery, c.PingTimeout = 20*time.Millisecond, time.Second })
 	alice, bob := w.join("alice"), w.join("bob")
 	ca := w.dial(alice, "a")
 	sc := &stallConn{stallAfter: 3, release: make(chan struct{})}
