@@ -185,9 +185,9 @@ const (
 	connWriteBuffer = 256
 )
 
-// hijacked hands websocket.Accept the hijacked connection with a
-// connReadBuffer reader and a connWriteBuffer writer over a sockWriter
-// (out), instead of net/http's 4 KiB buffers, which are dropped.
+// hijacked hands websocket.Accept the hijacked connection (as a sockConn)
+// with a connReadBuffer reader and a connWriteBuffer writer over a
+// sockWriter (out), instead of net/http's 4 KiB buffers, which are dropped.
 type hijacked struct {
 	http.ResponseWriter
 	timeout time.Duration
@@ -212,7 +212,7 @@ func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		rd = bufio.NewReaderSize(nc, connReadBuffer)
 	}
 	h.out = &sockWriter{nc: nc, timeout: h.timeout}
-	return nc, bufio.NewReadWriter(rd, bufio.NewWriterSize(h.out, connWriteBuffer)), nil
+	return &sockConn{Conn: nc, w: h.out}, bufio.NewReadWriter(rd, bufio.NewWriterSize(h.out, connWriteBuffer)), nil
 }
 
 func headerHas(h http.Header, name, token string) bool {

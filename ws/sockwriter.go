@@ -97,6 +97,25 @@ func (w *sockWriter) flushLocked() error {
 	return w.err
 }
 
+// sockConn is the hijacked socket as the library sees it: closing it first
+// writes what is corked. The library writes a close frame and closes the
+// socket right after (answering a peer's close); corked behind another
+// goroutine's batch, that frame would otherwise be lost.
+type sockConn struct {
+	net.Conn
+	w *sockWriter
+}
+
+func (c *sockConn) Close() error {
+	// Not while a write is in progress: it may be stuck on a peer that does
+	// not read, and the close is what ends it.
+	if c.w.mu.TryLock() {
+		_ = c.w.flushLocked()
+		c.w.mu.Unlock()
+	}
+	return c.Conn.Close()
+}
+
 // writeLocked writes to the socket within the write deadline. A failed
 // write closes the socket, as the library does when a frame's write times
 // out: the reader then ends the connection.

@@ -58,6 +58,15 @@ func TestSockWriterCork(t *testing.T) {
 	if err := w.uncork(); err != nil || len(rc.writes) != 4 {
 		t.Fatalf("uncork after a large chunk: %v, %d writes", err, len(rc.writes))
 	}
+	// Closing the socket writes what is corked first (a close frame the
+	// library writes and follows with a close).
+	w.cork()
+	_, _ = w.Write([]byte("close frame"))
+	if err := (&sockConn{Conn: rc, w: w}).Close(); err != nil || !rc.closed || string(rc.writes[len(rc.writes)-1]) != "close frame" {
+		t.Fatalf("close while corked: %v, closed %v, writes %q", err, rc.closed, rc.writes[len(rc.writes)-1])
+	}
+	_ = w.uncork()
+	rc.closed = false
 	rc.fail = errors.New("broken pipe")
 	w.cork()
 	_, _ = w.Write([]byte("e"))
