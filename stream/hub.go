@@ -134,8 +134,14 @@ func (h *Hub) shard(meshID string) *hubShard {
 // last_seq as read from the database right after subscribing; it anchors
 // gap detection when this is the mesh's first subscriber here.
 func (h *Hub) Subscribe(meshID string, wants func(*Event) bool) *Subscription {
+	return h.SubscribeNotify(meshID, wants, nil)
+}
+
+// SubscribeNotify is Subscribe with a callback run whenever Ready is
+// signalled or Done closed (see Subscription.notify); nil means none.
+func (h *Hub) SubscribeNotify(meshID string, wants func(*Event) bool, notify func()) *Subscription {
 	s := &Subscription{hub: h, meshID: meshID, wants: wants, maxCount: h.limits.MaxQueuedEvents, maxBytes: h.limits.MaxQueuedBytes,
-		ready: make(chan struct{}, 1), done: make(chan struct{})}
+		ready: make(chan struct{}, 1), done: make(chan struct{}), notify: notify}
 	sh := h.shard(meshID)
 	sh.mu.Lock()
 	ms := sh.meshes[meshID]

@@ -46,6 +46,11 @@ type Subscription struct {
 	ready chan struct{} // capacity 1: "something is queued"
 	done  chan struct{} // closed when the subscription ends
 	once  sync.Once
+	// notify, when set, is called (without locks held) after ready is
+	// signalled and after done is closed, for a consumer that starts a
+	// goroutine only when there is work instead of parking one on the
+	// channels. It must not block: the hub calls it while delivering.
+	notify func()
 }
 
 // SetFilter replaces the subscriber's filter (for example when its topic
@@ -169,6 +174,9 @@ func (s *Subscription) signal() {
 	case s.ready <- struct{}{}:
 	default:
 	}
+	if s.notify != nil {
+		s.notify()
+	}
 }
 
 // GoDirect lets the hub write events to the subscriber's socket itself
@@ -260,6 +268,9 @@ func (s *Subscription) fail(err error) {
 		s.queue = nil
 		s.mu.Unlock()
 		close(s.done)
+		if s.notify != nil {
+			s.notify()
+		}
 	})
 }
 

@@ -26,13 +26,19 @@ const (
 	errorBurst = 30
 )
 
-// conn is one peer connection. Two goroutines own it: the reader answers
-// client frames, and the writer pushes queued messages, hub events and
-// pings. Both may write; the library serialises frames.
+// conn is one peer connection. One goroutine owns it while it is idle:
+// the reader, which answers client frames. A writer goroutine, which pushes
+// queued messages, hub events and pings and runs subscribe commands, exists
+// only while there is such work: kick starts it, it exits when nothing is
+// left, and at most one runs at a time (so its frames keep their order).
+// Pings and revalidation are runtime timers that kick it; nothing parks a
+// goroutine per connection but the reader. Both may write; the library
+// serialises frames.
 type conn struct {
-	s  *Server
-	ws *websocket.Conn
-	id string // random connection id; queue claims are tied to it
+	s   *Server
+	ws  *websocket.Conn
+	out *sockWriter // under ws: corks frames into one write
+	id  string      // random connection id; queue claims are tied to it
 
 	// Set by the handshake, read-only afterwards.
 	p        *models.Principal
@@ -50,72 +56,124 @@ type conn struct {
 	statusGen uint64 // bumped by every local status change
 	reason    string // why the connection is closing (audited)
 	closing   bool
+	// The writer's single-flight state, under mu.
+	writing  bool               // a writer goroutine is running
+	dirty    bool               // work arrived since the running writer last looked
+	wstop    bool               // no writer may start again (torn down, or a write failed)
+	wcancel  context.CancelFunc // ends the running writer's context
+	pingDue  bool               // the ping timer fired
+	revalDue bool               // the revalidation timer fired
+	writers  sync.WaitGroup
 
 	wake  chan struct{}              // capacity 1: "claim queued rows"
 	cmds  chan func(context.Context) // work the writer must do in order (subscribe)
 	sub   *stream.Subscription       // writer-owned after the handshake
-	sends *rate.Limiter              // sends per second
-	errs  *rate.Limiter              // error budget; spent means abusive
+	sends *rate.Limiter              // sends per second; reader-owned, made at the first send
+	errs  *rate.Limiter              // error budget, spent means abusive; reader-owned, made at the first error
 	subst subscription               // writer-owned topic subscription state
-	reval <-chan time.Time           // writer-owned revalidation tick while subscribed
-	revT  *time.Ticker               // its ticker
+	pingT *time.Timer                // pings every PingEvery; rearmed after each pong
+	revT  *time.Timer                // writer-owned revalidation timer while subscribed
 }
 
-// serve runs a connection from the challenge to the disconnect record.
-func (s *Server) serve(wc *websocket.Conn) {
+// serve runs a connection from the challenge to the disconnect record. The
+// handshake's queries grow the calling goroutine's stack; the connection
+// then continues on a fresh goroutine (the reader) and this one returns, so
+// an idle peer's one goroutine keeps only the small stack a read needs.
+//
+// The reader and the handshake run under the server's context: nothing
+// but a shutdown cancels them, and a context per connection would cost
+// every idle peer its allocations. The writer gets a context per run,
+// which the teardown cancels.
+func (s *Server) serve(wc *websocket.Conn, out *sockWriter) {
 	wc.SetReadLimit(s.cfg.MaxFrameBytes)
-	ctx, cancel := context.WithCancel(s.base)
-	defer cancel()
-	defer func() { _ = wc.CloseNow() }()
-	c := &conn{s: s, ws: wc, id: randomHex(16), wake: make(chan struct{}, 1), cmds: make(chan func(context.Context), 4),
-		sends: rate.NewLimiter(rate.Limit(s.cfg.SendsPerSecond), s.cfg.SendBurst), errs: rate.NewLimiter(errorRate, errorBurst)}
+	ctx := s.base
+	// writing starts true: this goroutine stands in for the writer until
+	// the welcome is out, so no hub event overtakes it.
+	c := &conn{s: s, ws: wc, out: out, id: randomHex(16), writing: true,
+		wake: make(chan struct{}, 1), cmds: make(chan func(context.Context), 4)}
 	row := c.handshake(ctx)
 	if row == nil {
+		_ = wc.CloseNow()
 		return
 	}
 	c.status = row.Status
-	c.sub = s.hub.Subscribe(c.p.MeshID, presenceOnly)
+	c.sub = s.hub.SubscribeNotify(c.p.MeshID, presenceOnly, c.kick)
 	s.register(c)
-	defer func() {
-		c.sub.Close()
-		s.unregister(c)
-		// The connection's context is gone; the disconnect must still be recorded.
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer dcancel()
-		row, changed, err := s.store.DisconnectSession(dctx, c.presence, c.id, c.closeReason())
-		if err != nil {
-			s.log.Warn("ws: record disconnect", slog.String("member", c.p.MemberID), slog.String("error", err.Error()))
-		} else if changed {
-			s.announce(*row)
-		}
-	}()
 	view := ViewPeer(row)
 	if err := c.write(ctx, mustJSON(welcomeFrame{Type: TypeWelcome, Protocol: Protocol, ConnectionID: c.id,
 		Member:  MemberRef{ID: c.p.MemberID, DisplayName: c.p.DisplayName, Pubkey: c.p.Pubkey},
 		Session: view, ServerTime: s.store.Now(), Limits: Limits{MaxFrameBytes: s.cfg.MaxFrameBytes, MaxMessageBytes: s.cfg.MaxMessageBytes,
 			SendsPerSecond: s.cfg.SendsPerSecond, SendBurst: s.cfg.SendBurst, MaxQueuedBytes: s.cfg.MaxQueuedBytes, MaxEnvelopes: models.MaxEnvelopes},
 	})); err != nil {
+		c.finish()
 		return
 	}
 	s.announce(*row)
-	c.wakeUp()
-	done := make(chan struct{})
+	c.pingT = time.AfterFunc(s.cfg.PingEvery, func() { c.due(&c.pingDue) })
+	c.mu.Lock()
+	c.writing = false
+	c.mu.Unlock()
+	c.wakeUp()  // a first writer claims what was queued, and anything the hub sent meanwhile
+	s.wg.Add(1) // the reader outlives this goroutine; Close waits for it
 	go func() {
-		defer close(done)
-		c.writeLoop(ctx)
+		defer s.wg.Done()
+		c.readLoop(ctx)
+		c.finish()
 	}()
-	c.readLoop(ctx)
-	cancel()
-	<-done
+}
+
+// finish tears an authenticated connection down: it stops the writer (and
+// waits for one running), leaves the hub and the indexes, and records the
+// disconnect.
+func (c *conn) finish() {
+	s := c.s
+	c.mu.Lock()
+	c.wstop = true
+	if c.wcancel != nil {
+		c.wcancel() // a query or write in flight ends now
+	}
+	c.mu.Unlock()
+	c.writers.Wait()
+	if c.pingT != nil {
+		c.pingT.Stop()
+	}
+	c.stopRevalidation() // writer-owned; no writer runs any more
+	c.sub.Close()
+	s.unregister(c)
+	// The connection's context is gone; the disconnect must still be recorded.
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	row, changed, err := s.store.DisconnectSession(dctx, c.presence, c.id, c.closeReason())
+	if err != nil {
+		s.log.Warn("ws: record disconnect", slog.String("member", c.p.MemberID), slog.String("error", err.Error()))
+	} else if changed {
+		s.announce(*row)
+	}
+	_ = c.ws.CloseNow()
 }
 
 func presenceOnly(e *stream.Event) bool { return e.Kind == stream.KindPresence }
 
-// write sends one text frame within WriteTimeout.
+// write sends one text frame within WriteTimeout. Inside a batch it goes
+// out with the batch's other frames.
 func (c *conn) write(ctx context.Context, b []byte) error {
-	wctx, cancel := context.WithTimeout(ctx, c.s.cfg.WriteTimeout)
-	defer cancel()
-	return c.ws.Write(wctx, websocket.MessageText, b)
+	return c.batch(func() error {
+		wctx, cancel := context.WithTimeout(ctx, c.s.cfg.WriteTimeout)
+		defer cancel()
+		return c.ws.Write(wctx, websocket.MessageText, b)
+	})
+}
+
+// batch runs f's writes corked: the frames leave in one write call when it
+// returns (or when they pass corkFlushAt). f must not wait on anything but
+// writes (no query, no ping), or it would hold back the other side's frames.
+func (c *conn) batch(f func() error) error {
+	c.out.cork()
+	err := f()
+	if ferr := c.out.uncork(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 // closeWith ends the connection with a close code; the first reason wins.
@@ -174,6 +232,38 @@ func (c *conn) wakeUp() {
 	case c.wake <- struct{}{}:
 	default:
 	}
+	c.kick()
+}
+
+// kick makes sure a writer looks at the connection's work: it starts one,
+// or tells the running one to look again before it exits. Every producer
+// of writer work (wake, cmds, the hub subscription, the timers) records
+// the work first and kicks after, so none is left unseen.
+func (c *conn) kick() {
+	c.mu.Lock()
+	if c.wstop {
+		c.mu.Unlock()
+		return
+	}
+	if c.writing {
+		c.dirty = true
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	ctx, cancel := context.WithCancel(c.s.base)
+	c.wcancel = cancel
+	c.mu.Unlock()
+	go c.writeLoop(ctx, cancel)
+}
+
+// due sets a timer's flag and kicks the writer.
+func (c *conn) due(flag *bool) {
+	c.mu.Lock()
+	*flag = true
+	c.mu.Unlock()
+	c.kick()
 }
 
 // recheck applies a maintenance-pass reading of the connection's session,
@@ -280,6 +370,9 @@ func (c *conn) replyError(ctx context.Context, ref, code, msg string) {
 // protocolError is an error frame that spends the error budget: a client
 // that keeps sending bad or refused frames is closed as abusive.
 func (c *conn) protocolError(ctx context.Context, ref, code, msg string) {
+	if c.errs == nil { // a new limiter is full: the same as one made at connect
+		c.errs = rate.NewLimiter(errorRate, errorBurst)
+	}
 	if !c.errs.Allow() {
 		c.closeWith(CloseAbusive, "abusive", "too many bad or refused frames")
 		return
@@ -309,45 +402,120 @@ func (c *conn) storeError(ctx context.Context, ref string, err error) {
 	c.replyError(ctx, ref, "internal", "an internal error occurred")
 }
 
-// writeLoop pushes queued messages and hub events and pings, until ctx ends.
-func (c *conn) writeLoop(ctx context.Context) {
-	ping := time.NewTicker(c.s.cfg.PingEvery)
-	defer ping.Stop()
-	defer c.stopRevalidation()
+// enqueue hands the writer a command, waiting while four are queued. After
+// writing has ended for good the command is dropped: nothing could be
+// written.
+func (c *conn) enqueue(ctx context.Context, f func(context.Context)) {
+	c.mu.Lock()
+	dead := c.wstop
+	c.mu.Unlock()
+	if dead {
+		return
+	}
+	select {
+	case c.cmds <- f:
+		c.kick()
+	case <-ctx.Done():
+	}
+}
+
+// writeLoop does the connection's writer work until none is left, then
+// exits; a failed write (or a ping without pong) ends writing for good.
+func (c *conn) writeLoop(ctx context.Context, cancel context.CancelFunc) {
+	defer c.writers.Done()
+	defer cancel()
 	for {
-		select {
-		case <-ctx.Done():
+		c.mu.Lock()
+		c.dirty = false
+		ping, reval := c.pingDue, c.revalDue
+		c.pingDue, c.revalDue = false, false
+		c.mu.Unlock()
+		if err := c.writeWork(ctx, ping, reval); err != nil {
+			// The connection cannot be written to any more (the library
+			// closes it on a failed write); the reader ends at its next
+			// read. Commands queued meanwhile are dropped so the reader
+			// never waits on a full queue that nobody takes from.
+			c.mu.Lock()
+			c.wstop, c.writing, c.wcancel = true, false, nil
+			c.mu.Unlock()
+			for more := true; more; {
+				select {
+				case <-c.cmds:
+				default:
+					more = false
+				}
+			}
 			return
-		case <-ping.C:
-			pctx, cancel := context.WithTimeout(ctx, c.s.cfg.PingTimeout)
-			err := c.ws.Ping(pctx)
-			cancel()
-			if err != nil {
-				c.mu.Lock()
-				c.reason, c.closing = "ping_timeout", true
-				c.mu.Unlock()
-				_ = c.ws.CloseNow() // silent peer: no close handshake to wait for
-				return
+		}
+		c.mu.Lock()
+		if !c.dirty || c.wstop {
+			c.writing, c.wcancel = false, nil
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+// writeWork is one pass over the writer's work sources; each is taken
+// without waiting.
+func (c *conn) writeWork(ctx context.Context, ping, reval bool) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if ping {
+		pctx, cancel := context.WithTimeout(ctx, c.s.cfg.PingTimeout)
+		err := c.ws.Ping(pctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return err // torn down meanwhile, not a silent peer
 			}
-		case <-c.wake:
-			if err := c.drain(ctx); err != nil {
-				return
-			}
+			c.mu.Lock()
+			c.reason, c.closing = "ping_timeout", true
+			c.mu.Unlock()
+			_ = c.ws.CloseNow() // silent peer: no close handshake to wait for
+			return err
+		}
+		c.pingT.Reset(c.s.cfg.PingEvery)
+	}
+	select {
+	case <-c.wake:
+		if err := c.drain(ctx); err != nil {
+			return err
+		}
+	default:
+	}
+	for more := true; more; {
+		select {
 		case f := <-c.cmds:
 			f(ctx)
-		case <-c.sub.Ready():
-			if err := c.flushEvents(ctx); err != nil {
-				return
-			}
-		case <-c.sub.Done():
-			if err := c.resubscribe(ctx); err != nil {
-				c.closeWith(CloseSlowConsumer, "slow_consumer", "fell behind the live feed; reconnect and resubscribe with since")
-				return
-			}
-		case <-c.reval:
-			c.revalidate(ctx)
+		default:
+			more = false
 		}
 	}
+	select {
+	case <-c.sub.Ready():
+		if err := c.flushEvents(ctx); err != nil {
+			return err
+		}
+	default:
+	}
+	select {
+	case <-c.sub.Done():
+		if err := c.resubscribe(ctx); err != nil {
+			c.closeWith(CloseSlowConsumer, "slow_consumer", "fell behind the live feed; reconnect and resubscribe with since")
+			return err
+		}
+	default:
+	}
+	if reval && c.subst.active {
+		c.revalidate(ctx)
+		if c.revT != nil {
+			c.revT.Reset(c.s.cfg.RevalidateEvery)
+		}
+	}
+	return nil
 }
 
 // drain claims and pushes the member's deliverable rows until none is left.
@@ -364,10 +532,16 @@ func (c *conn) drain(ctx context.Context) error {
 			}
 			return nil
 		}
-		for i := range rows {
-			if err := c.write(ctx, mustJSON(viewPush(&rows[i]))); err != nil {
-				return err // unacked: the rows go out again on the next connection
+		err = c.batch(func() error {
+			for i := range rows {
+				if err := c.write(ctx, mustJSON(viewPush(&rows[i]))); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err // unacked: the rows go out again on the next connection
 		}
 		if len(rows) < claimBatch {
 			return nil
@@ -385,15 +559,17 @@ func (c *conn) flushEvents(ctx context.Context) error {
 	} else {
 		events = c.sub.Take()
 	}
-	for _, e := range events {
-		if e.Kind != stream.KindPresence && !c.subst.active {
-			continue // queued before the feed stopped
+	return c.batch(func() error {
+		for _, e := range events {
+			if e.Kind != stream.KindPresence && !c.subst.active {
+				continue // queued before the feed stopped
+			}
+			if err := c.write(ctx, e.WS()); err != nil {
+				return err
+			}
 		}
-		if err := c.write(ctx, e.WS()); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // handshake sends the challenge and checks the hello. It returns the

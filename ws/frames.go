@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 
+	"golang.org/x/time/rate"
+
 	"github.com/claudemesh/claudemesh-go/models"
 )
 
@@ -12,6 +14,9 @@ import (
 // anything else to one member's queue. The ack goes out only once the rows
 // are committed, so an acked send survives a broker restart.
 func (c *conn) handleSend(ctx context.Context, f *clientFrame) {
+	if c.sends == nil { // a new limiter is full: the same as one made at connect
+		c.sends = rate.NewLimiter(rate.Limit(c.s.cfg.SendsPerSecond), c.s.cfg.SendBurst)
+	}
 	if !c.sends.Allow() {
 		c.protocolError(ctx, f.Ref, "rate_limited", "too many sends; slow down")
 		return

@@ -1,10 +1,12 @@
 package ws
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -155,7 +157,8 @@ func (s *Server) Handle(w http.ResponseWriter, r *http.Request) error {
 	s.mu.Unlock()
 	// Accept hijacks the TCP connection (which also clears the HTTP
 	// server's deadlines; liveness is the pings' job from here on).
-	wc, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
+	hj := &hijacked{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
+	wc, err := websocket.Accept(hj, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		s.wg.Done()
 		return nil // Accept answered the request itself
@@ -166,9 +169,50 @@ func (s *Server) Handle(w http.ResponseWriter, r *http.Request) error {
 	// what the protocol holds.
 	go func() {
 		defer s.wg.Done()
-		s.serve(wc)
+		s.serve(wc, hj.out)
 	}()
 	return nil
+}
+
+// The bufio buffers a peer connection keeps for its whole life. net/http's
+// hijack hands over 4 KiB for each direction. coder/websocket reads frame
+// headers and small frames through the reader (a larger payload is read
+// past it, one more read call); its writer only has to hold a control
+// frame (at most 2+125 bytes), since every other frame is corked in a
+// sockWriter (see there).
+const (
+	connReadBuffer  = 512
+	connWriteBuffer = 256
+)
+
+// hijacked hands websocket.Accept the hijacked connection (as a sockConn)
+// with a connReadBuffer reader and a connWriteBuffer writer over a
+// sockWriter (out), instead of net/http's 4 KiB buffers, which are dropped.
+type hijacked struct {
+	http.ResponseWriter
+	timeout time.Duration
+	out     *sockWriter
+}
+
+func (h *hijacked) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Writer.Flush(); err != nil { // empty after a hijack; flushed to be sure
+		_ = nc.Close()
+		return nil, nil, err
+	}
+	// Bytes a client sent before seeing the 101 are in net/http's reader;
+	// then that reader is kept (rare: a client waits for the 101).
+	rd := brw.Reader
+	if rd.Buffered() == 0 {
+		rd = bufio.NewReaderSize(nc, connReadBuffer)
+	}
+	h.out = &sockWriter{nc: nc, timeout: h.timeout}
+	return &sockConn{Conn: nc, w: h.out}, bufio.NewReadWriter(rd, bufio.NewWriterSize(h.out, connWriteBuffer)), nil
 }
 
 func headerHas(h http.Header, name, token string) bool {

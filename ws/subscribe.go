@@ -44,21 +44,15 @@ func (c *conn) handleSubscribe(ctx context.Context, f *clientFrame) {
 		return
 	}
 	ref, since := f.Ref, f.Since
-	select {
-	case c.cmds <- func(ctx context.Context) { c.startSubscription(ctx, ref, explicit, topics, since) }:
-	case <-ctx.Done():
-	}
+	c.enqueue(ctx, func(ctx context.Context) { c.startSubscription(ctx, ref, explicit, topics, since) })
 }
 
 func (c *conn) handleUnsubscribe(ctx context.Context, f *clientFrame) {
 	ref := f.Ref
-	select {
-	case c.cmds <- func(ctx context.Context) {
+	c.enqueue(ctx, func(ctx context.Context) {
 		c.stopSubscription()
 		_ = c.write(ctx, mustJSON(ackFrame{Type: TypeAck, Ref: ref}))
-	}:
-	case <-ctx.Done():
-	}
+	})
 }
 
 // resolveTopics maps names to topics the member can see (a hidden or
@@ -131,19 +125,20 @@ func (c *conn) startSubscription(ctx context.Context, ref string, explicit []str
 		}
 	}
 	c.stopRevalidation()
-	c.revT = time.NewTicker(c.s.cfg.RevalidateEvery)
-	c.reval = c.revT.C
+	c.revT = time.AfterFunc(c.s.cfg.RevalidateEvery, func() { c.due(&c.revalDue) })
 }
 
 // writeEvents writes events as /ws frames (each built once per event).
 func (c *conn) writeEvents(ctx context.Context) func([]*stream.Event) error {
 	return func(events []*stream.Event) error {
-		for _, e := range events {
-			if err := c.write(ctx, e.WS()); err != nil {
-				return err
+		return c.batch(func() error {
+			for _, e := range events {
+				if err := c.write(ctx, e.WS()); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	}
 }
 
@@ -161,10 +156,10 @@ func topicIDs(topics []models.Topic) []string {
 func (c *conn) resubscribe(ctx context.Context) error {
 	c.sub.Close()
 	if !c.subst.active {
-		c.sub = c.s.hub.Subscribe(c.p.MeshID, presenceOnly)
+		c.sub = c.s.hub.SubscribeNotify(c.p.MeshID, presenceOnly, c.kick)
 		return nil
 	}
-	c.sub = c.s.hub.Subscribe(c.p.MeshID, c.topicFilter(c.subst.topics))
+	c.sub = c.s.hub.SubscribeNotify(c.p.MeshID, c.topicFilter(c.subst.topics), c.kick)
 	return c.subst.feed.Resubscribe(ctx, c.sub, c.writeEvents(ctx))
 }
 
@@ -226,6 +221,9 @@ func (c *conn) stopSubscription() {
 func (c *conn) stopRevalidation() {
 	if c.revT != nil {
 		c.revT.Stop()
-		c.revT, c.reval = nil, nil
+		c.revT = nil
+		c.mu.Lock()
+		c.revalDue = false // a tick of the stopped timer is no longer wanted
+		c.mu.Unlock()
 	}
 }
