@@ -1,6 +1,9 @@
 package models
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // batcher groups concurrent requests by key. The first request to find its
 // key idle runs the first batch itself (what is queued, its own request
@@ -11,7 +14,10 @@ import "sync"
 // commit) instead of n, and an uncontended request runs on its own
 // goroutine with no hand-off. An idle key costs nothing.
 type batcher[T any] struct {
-	max     int
+	max int
+	// linger, when set, is how long a batch waits for more requests before
+	// it runs: for requests nobody waits on closely (periodic re-checks).
+	linger  time.Duration
 	run     func(key string, batch []T)
 	mu      sync.Mutex
 	queues  map[string][]T
@@ -52,6 +58,9 @@ func (b *batcher[T]) drain(key string) {
 // next runs the next batch of key and reports whether more are queued;
 // when none are, key is idle again.
 func (b *batcher[T]) next(key string) bool {
+	if b.linger > 0 {
+		time.Sleep(b.linger)
+	}
 	b.mu.Lock()
 	q := b.queues[key]
 	n := min(len(q), b.max)

@@ -43,6 +43,8 @@ type Store struct {
 	commits *batcher[*postReq]
 	// keyLookups batches concurrent API-key lookups into one query.
 	keyLookups *batcher[*keyLookup]
+	// streamReads batches the periodic stream re-checks into one statement.
+	streamReads *batcher[*streamRead]
 	// onCommit receives committed messages in seq order (the stream hub).
 	onCommit        func(Committed)
 	maxMessageBytes int
@@ -133,6 +135,8 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, now: now, lastUsed: newUsageThrottle(), maxMessageBytes: maxBytes}
 	s.commits = newBatcher(maxBatch, s.commitBatch)
 	s.keyLookups = newBatcher(maxKeyLookups, func(_ string, b []*keyLookup) { s.lookupKeys(b) })
+	s.streamReads = newBatcher(maxStreamReads, func(_ string, b []*streamRead) { s.readStreamStates(b) })
+	s.streamReads.linger = streamReadLinger
 	return s, nil
 }
 
@@ -151,6 +155,7 @@ func (s *Store) OnCommit(fn func(Committed)) { s.onCommit = fn }
 func (s *Store) Close() error {
 	s.commits.wait()
 	s.keyLookups.wait()
+	s.streamReads.wait()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
