@@ -144,9 +144,10 @@ func (o *SSE) run(ctx context.Context, rawWrite func([]byte) error, direct func(
 			return nil
 		case <-sub.Done():
 			// Cut off as too slow (its socket is backed up: no end event is
-			// attempted) or after an unfillable gap (told to resume).
+			// attempted), by a failed direct write (the socket is broken),
+			// or after an unfillable gap (told to resume).
 			err := sub.Err()
-			if !errors.Is(err, ErrSlowConsumer) && !errors.Is(err, errClosed) {
+			if !errors.Is(err, ErrSlowConsumer) && !errors.Is(err, errClosed) && !isWriteErr(err) {
 				end(write, err)
 			}
 			return err

@@ -128,17 +128,16 @@ func (s *Subscription) offerAll(events []*Event, scratch *[]byte) {
 		s.mu.Unlock()
 	}
 	s.wmu.Unlock()
-	switch {
-	case err != nil:
-		s.fail(err)
-	case written < len(out):
+	if err != nil {
+		s.fail(writeErr{err}) // the socket is broken: no end event can follow
+		return
+	}
+	m := s.hub.metrics
+	m.sent.Add(float64(n))
+	if written < len(out) {
 		s.signal()
-	default:
-		m := s.hub.metrics
-		m.sent.Add(float64(n))
-		if at := events[0].At; !at.IsZero() {
-			m.latency.Observe(time.Since(at).Seconds())
-		}
+	} else if at := events[0].At; !at.IsZero() {
+		m.latency.Observe(time.Since(at).Seconds())
 	}
 }
 
