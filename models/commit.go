@@ -148,6 +148,21 @@ type batchWrites struct {
 	audit                 []AuditEvent
 }
 
+// notesPerInsert bounds one notification INSERT: a full batch (256 posts
+// × 16 mentions × 9 columns) would pass SQLite's 32,766 bind parameters.
+const notesPerInsert = 1000
+
+// noteChunks splits notifications into INSERT-sized runs.
+func noteChunks(notes []Notification) [][]Notification {
+	var out [][]Notification
+	for len(notes) > 0 {
+		n := min(len(notes), notesPerInsert)
+		out = append(out, notes[:n:n])
+		notes = notes[n:]
+	}
+	return out
+}
+
 // Committed is what one group commit wrote, in seq order: the stream hub
 // fans it out and the NATS bridge forwards it to the other nodes.
 type Committed struct {
@@ -335,8 +350,8 @@ func writeBatch(tx *gorm.DB, meshID string, w *batchWrites) error {
 		}
 		return fmt.Errorf("insert messages: %w", err)
 	}
-	if len(w.notes) > 0 {
-		if err := tx.Create(&w.notes).Error; err != nil {
+	for _, chunk := range noteChunks(w.notes) {
+		if err := tx.Create(&chunk).Error; err != nil {
 			return fmt.Errorf("insert notifications: %w", err)
 		}
 	}

@@ -65,8 +65,8 @@ func (s *Store) pipelineBatch(ctx context.Context, pc *pgx.Conn, meshID string, 
 	if w != nil {
 		b.Queue("UPDATE meshes SET last_seq = $1, last_audit_seq = $2 WHERE id = $3", w.lastSeq, w.lastAuditSeq, meshID)
 		s.queueInsert(b, &w.msgs)
-		if len(w.notes) > 0 {
-			s.queueInsert(b, &w.notes)
+		for _, chunk := range noteChunks(w.notes) {
+			s.queueInsert(b, &chunk)
 		}
 		s.queueInsert(b, &w.audit)
 	}
@@ -75,7 +75,7 @@ func (s *Store) pipelineBatch(ctx context.Context, pc *pgx.Conn, meshID string, 
 	defer br.Close()
 	if w != nil {
 		steps := []string{"allocate seqs", "insert messages"}
-		if len(w.notes) > 0 {
+		for range noteChunks(w.notes) {
 			steps = append(steps, "insert notifications")
 		}
 		steps = append(steps, "insert audit events")

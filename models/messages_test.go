@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/models/storetest"
@@ -369,6 +370,59 @@ func TestHistoryCursorsStayInTopic(t *testing.T) {
 		}
 		if _, err := s.History(ctx, owner, "general", models.HistoryQuery{Before: 3, After: 1}); !isCode(err, "invalid_query") {
 			t.Errorf("before+after: %v", err)
+		}
+	})
+}
+
+// A full batch of posts that each mention as many members as allowed must
+// commit: its notification rows (256 × 16 × 9 columns) exceed SQLite's
+// 32,766 bind parameters in one INSERT.
+func TestAFullBatchOfMentionsCommits(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		cm, owner := newMesh(t, s)
+		var names []string
+		for i := 0; i < models.MaxMentions; i++ {
+			name := fmt.Sprintf("m%d", i)
+			names = append(names, "@"+name)
+			joinPeer(t, s, cm, name)
+		}
+		// Hold the first batch open so the others queue behind it and
+		// commit as one batch.
+		release := make(chan struct{})
+		var first sync.Once
+		s.SetHooks(models.Hooks{AfterStep: func(step string) error {
+			if step == "batch_commit" {
+				first.Do(func() { <-release })
+			}
+			return nil
+		}})
+		defer s.SetHooks(models.Hooks{})
+		const posts = 257
+		var wg sync.WaitGroup
+		errs := make(chan error, posts)
+		for i := 0; i < posts; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out, err := s.PostMessage(ctx, owner, v1(strings.Join(names, " ")))
+				if err == nil && out.Notified != models.MaxMentions {
+					err = fmt.Errorf("notified %d, want %d", out.Notified, models.MaxMentions)
+				}
+				errs <- err
+			}()
+		}
+		time.Sleep(500 * time.Millisecond) // let the posts queue; not a timing assertion
+		close(release)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := count(t, s, "notifications"); n != posts*models.MaxMentions {
+			t.Errorf("%d notifications, want %d", n, posts*models.MaxMentions)
 		}
 	})
 }
