@@ -21,12 +21,14 @@ type batcher[T any] struct {
 	run     func(key string, batch []T)
 	mu      sync.Mutex
 	queues  map[string][]T
-	running map[string]bool
-	wg      sync.WaitGroup
+	running map[string]bool // keys with a batch in progress; len is what wait waits for
+	idle    *sync.Cond      // broadcast when running empties
 }
 
 func newBatcher[T any](max int, run func(key string, batch []T)) *batcher[T] {
-	return &batcher[T]{max: max, run: run, queues: map[string][]T{}, running: map[string]bool{}}
+	b := &batcher[T]{max: max, run: run, queues: map[string][]T{}, running: map[string]bool{}}
+	b.idle = sync.NewCond(&b.mu)
+	return b
 }
 
 // submit queues r; when it returns, r has run or is queued behind a batch
@@ -39,18 +41,14 @@ func (b *batcher[T]) submit(key string, r T) {
 		return
 	}
 	b.running[key] = true
-	b.wg.Add(1)
 	b.mu.Unlock()
 	if b.next(key) {
 		go b.drain(key)
-		return
 	}
-	b.wg.Done()
 }
 
 // drain runs batches of key until its queue is empty.
 func (b *batcher[T]) drain(key string) {
-	defer b.wg.Done()
 	for b.next(key) {
 	}
 }
@@ -73,10 +71,22 @@ func (b *batcher[T]) next(key string) bool {
 	if len(b.queues[key]) == 0 {
 		delete(b.queues, key)
 		delete(b.running, key)
+		if len(b.running) == 0 {
+			b.idle.Broadcast()
+		}
 		return false
 	}
 	return true
 }
 
-// wait blocks until every drain has finished (Store.Close).
-func (b *batcher[T]) wait() { b.wg.Wait() }
+// wait blocks until no batch is in progress or queued (Store.Close). It
+// uses the batcher's own lock, not a WaitGroup, because requests may still
+// arrive while the store closes (a stream re-checking), and a WaitGroup
+// must not grow from zero while someone waits on it.
+func (b *batcher[T]) wait() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.running) > 0 {
+		b.idle.Wait()
+	}
+}
