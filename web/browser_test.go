@@ -118,9 +118,21 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Logf("step: %v", line["step"])
 		case line["need"] == "peer":
 			peer = connectPeer(t, ctx, base, line["meshId"].(string), line["invite"].(string))
+			// Like a real peer it keeps reading, which is what answers the
+			// broker's pings: one that does not is closed as ping_timeout
+			// 40 s after connecting, and a slow run outlasts that.
+			go func() {
+				for {
+					if _, err := peer.Next(ctx); err != nil {
+						return
+					}
+				}
+			}()
 			_, _ = io.WriteString(stdin, "{}\n")
 		case line["need"] == "peer-status":
-			if _, err := peer.Call(ctx, map[string]any{"type": "set_status", "status": "idle", "summary": "waiting for review", "source": "manual"}); err != nil {
+			// The reply is read (and dropped) by the reader above; the page
+			// shows whether the status arrived.
+			if err := peer.Send(ctx, map[string]any{"type": "set_status", "status": "idle", "summary": "waiting for review", "source": "manual"}); err != nil {
 				t.Fatal(err)
 			}
 			_, _ = io.WriteString(stdin, "{}\n")
