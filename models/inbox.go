@@ -64,16 +64,11 @@ func (s *Store) MarkMyNotificationsRead(ctx context.Context, userID string, ids 
 	}
 	db := s.db.WithContext(ctx)
 	q := db.Model(&Notification{}).Where("read_at IS NULL AND recipient_member_id IN (?)", userMembers(db, userID))
-	if len(ids) > 0 {
-		q = q.Where("id IN ?", ids)
-	} else {
-		q = q.Where("id <= ?", upTo)
+	n, err := s.markRead(q, ids, upTo)
+	if err != nil {
+		return 0, fmt.Errorf("mark inbox notifications read: %w", err)
 	}
-	res := q.Update("read_at", s.nowUTC())
-	if res.Error != nil {
-		return 0, fmt.Errorf("mark inbox notifications read: %w", res.Error)
-	}
-	return res.RowsAffected, nil
+	return n, nil
 }
 
 // InboxTopic is one of the user's topic subscriptions with its unread count.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // NotificationMention is the only notification kind so far.
@@ -87,16 +89,24 @@ func (s *Store) MarkNotificationsRead(ctx context.Context, p *Principal, ids []s
 	}
 	q := s.db.WithContext(ctx).Model(&Notification{}).
 		Where("recipient_member_id = ? AND mesh_id = ? AND read_at IS NULL", p.MemberID, p.MeshID)
+	n, err := s.markRead(q, ids, upTo)
+	if err != nil {
+		return 0, fmt.Errorf("mark notifications read: %w", err)
+	}
+	return n, nil
+}
+
+// markRead stamps read_at on the unread notifications q scopes, by ids or
+// every one up to and including upTo (checkMarkRead has vetted which), and
+// says how many rows changed.
+func (s *Store) markRead(q *gorm.DB, ids []string, upTo string) (int64, error) {
 	if len(ids) > 0 {
 		q = q.Where("id IN ?", ids)
 	} else {
 		q = q.Where("id <= ?", upTo)
 	}
 	res := q.Update("read_at", s.nowUTC())
-	if res.Error != nil {
-		return 0, fmt.Errorf("mark notifications read: %w", res.Error)
-	}
-	return res.RowsAffected, nil
+	return res.RowsAffected, res.Error
 }
 
 // checkMarkRead validates a mark-read request: exactly one of ids and upTo.

@@ -324,16 +324,10 @@ const fanoutChunk = 256
 
 func (h *Hub) fanout(sh *hubShard, meshID string, events []*Event) {
 	subs := h.subscribers(sh, meshID)
-	if len(subs) <= fanoutChunk {
-		var scratch []byte
-		for _, s := range subs {
-			s.offerAll(events, &scratch)
-		}
-		return
-	}
 	// Subscribers that write directly cost a write syscall each here, so a
-	// big mesh is split over up to GOMAXPROCS goroutines; the caller waits,
-	// which keeps one mesh's deliveries in order.
+	// big mesh is split over up to GOMAXPROCS goroutines (a small one runs
+	// on the caller's alone); the caller waits, which keeps one mesh's
+	// deliveries in order.
 	var next atomic.Int64
 	work := func() {
 		var scratch []byte
@@ -385,16 +379,7 @@ func (h *Hub) subscribers(sh *hubShard, meshID string) []*Subscription {
 }
 
 func (h *Hub) failMesh(meshID string, err error) {
-	sh := h.shard(meshID)
-	sh.mu.RLock()
-	var subs []*Subscription
-	if ms := sh.meshes[meshID]; ms != nil {
-		for s := range ms.subs {
-			subs = append(subs, s)
-		}
-	}
-	sh.mu.RUnlock()
-	for _, s := range subs {
+	for _, s := range h.subscribers(h.shard(meshID), meshID) {
 		s.fail(err)
 	}
 }

@@ -61,19 +61,11 @@ func (s *Subscription) SetFilter(wants func(*Event) bool) {
 	s.mu.Unlock()
 }
 
-// offer queues e if the subscriber wants it. It never blocks: a full queue
-// ends the subscription instead.
-func (s *Subscription) offer(e *Event) {
-	s.mu.Lock()
-	full := s.queueLocked(e)
-	s.mu.Unlock()
-	s.queued(full)
-}
-
 // offerAll hands the subscriber the events of one delivery: written to its
 // socket at once when it writes directly and nothing is ahead of them,
-// queued otherwise. scratch is the caller's reusable buffer for joining
-// several events into one write.
+// queued otherwise (never blocking: a full queue ends the subscription
+// instead). scratch is the caller's reusable buffer for joining several
+// events into one write.
 func (s *Subscription) offerAll(events []*Event, scratch *[]byte) {
 	s.mu.Lock()
 	if s.err != nil {
