@@ -47,6 +47,13 @@ type Config struct {
 	// StreamQueueEvents bounds each stream subscriber's queue; a subscriber
 	// that falls this far behind is cut off and resumes by Last-Event-ID.
 	StreamQueueEvents int
+	// StreamsPerCredential caps the SSE streams one credential (API key,
+	// or login) holds open at once on this node (STREAM_MAX_PER_CREDENTIAL,
+	// 32); one more is refused with 429 too_many_streams.
+	StreamsPerCredential int
+	// PresenceWindow is how long a mesh's presence changes are gathered
+	// into one batch (PRESENCE_WINDOW_MS, 200 ms).
+	PresenceWindow time.Duration
 	// QueueTTL is how long an unacknowledged direct message waits for its
 	// recipient before it expires (QUEUE_TTL_SECONDS, 7 days).
 	QueueTTL time.Duration
@@ -58,6 +65,9 @@ type Config struct {
 	WSSendsPerSecond float64
 	WSSendBurst      int
 	WSMaxQueuedBytes int64
+	// WSSessionsPerMember caps one member's peer sessions on this node
+	// (WS_MAX_SESSIONS_PER_MEMBER, 64); one more is closed with 4430.
+	WSSessionsPerMember int
 	// WSRecheck is how often the WebSocket server re-checks revocations and
 	// sweeps presence and the queue (2 s; tests shorten it).
 	WSRecheck time.Duration
@@ -125,6 +135,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.AuthRateLimit = floatVar("AUTH_RATE_LIMIT_PER_SECOND", 0.5, 0.001, 1e6)
 	c.AuthRateLimitBurst = intVar("AUTH_RATE_LIMIT_BURST", 10, 1, 1e6)
 	c.StreamQueueEvents = intVar("STREAM_QUEUE_EVENTS", 1024, 8, 1<<20)
+	c.StreamsPerCredential = intVar("STREAM_MAX_PER_CREDENTIAL", 32, 1, 1e6)
+	c.WSSessionsPerMember = intVar("WS_MAX_SESSIONS_PER_MEMBER", 64, 1, 1e6)
+	if ms := intVar("PRESENCE_WINDOW_MS", 200, 0, 10_000); ms > 0 {
+		c.PresenceWindow = time.Duration(ms) * time.Millisecond
+	} else {
+		c.PresenceWindow = -1 // 0: no gathering window
+	}
 	c.QueueTTL = time.Duration(intVar("QUEUE_TTL_SECONDS", 7*86400, 60, 365*86400)) * time.Second
 	c.WSMaxFrameBytes = int64(intVar("WS_MAX_FRAME_BYTES", ws.DefaultMaxFrameBytes, 64<<10, 64<<20))
 	c.WSSendsPerSecond = floatVar("WS_SENDS_PER_SECOND", 50, 0.1, 1e6)

@@ -219,9 +219,17 @@ func newPubkey(t testing.TB) string {
 // given NATS server, like two nodes behind a load balancer.
 func newCluster(t *testing.T, natsURL string) (*env, *env) {
 	t.Helper()
+	envs := newNodes(t, natsURL, natsURL)
+	return envs[0], envs[1]
+}
+
+// newNodes starts one broker per NATS URL ("" for none) on one fresh
+// PostgreSQL schema.
+func newNodes(t *testing.T, natsURLs ...string) []*env {
+	t.Helper()
 	opt := storetest.Options(t, models.Postgres)
-	var envs [2]*env
-	for i := range envs {
+	envs := make([]*env, len(natsURLs))
+	for i, natsURL := range natsURLs {
 		s, err := models.Open(context.Background(), opt)
 		if err != nil {
 			t.Fatal(err)
@@ -243,5 +251,5 @@ func newCluster(t *testing.T, natsURL string) (*env, *env) {
 		t.Cleanup(hs.Close)
 		envs[i] = &env{t: t, srv: srv, base: hs.URL, client: newContractClient(t), store: s}
 	}
-	return envs[0], envs[1]
+	return envs
 }

@@ -90,10 +90,12 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	e.Use(auth.Authenticate)
 	e.Use(s.limiter.Middleware)
 
-	s.hub = stream.NewHub(store, log, stream.NewMetrics(reg), stream.Limits{MaxQueuedEvents: cfg.StreamQueueEvents})
+	s.hub = stream.NewHub(store, log, stream.NewMetrics(reg), stream.Limits{MaxQueuedEvents: cfg.StreamQueueEvents, PresenceWindow: cfg.PresenceWindow})
 	store.OnCommit(s.hub.OnCommit)
 	if cfg.NATSURL != "" {
-		if s.bridge, err = stream.ConnectBridge(cfg.NATSURL, s.hub, log); err != nil {
+		// Never waits for NATS: the link is made in the background, and
+		// /ready reports it until it is up.
+		if s.bridge, err = stream.StartBridge(cfg.NATSURL, s.hub, log); err != nil {
 			return nil, err
 		}
 	}
@@ -104,11 +106,14 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	s.peers = ws.New(ws.Config{NodeID: node, QueueTTL: cfg.QueueTTL, StatusTTL: cfg.StatusTTL, HookFreshWindow: cfg.HookFreshWindow,
 		MaxMessageBytes: cfg.MaxMessageBytes, MaxFrameBytes: cfg.WSMaxFrameBytes, SendsPerSecond: cfg.WSSendsPerSecond,
 		SendBurst: cfg.WSSendBurst, MaxQueuedBytes: cfg.WSMaxQueuedBytes, RecheckEvery: cfg.WSRecheck, OriginPatterns: cfg.CORSOrigins,
-		UnavailableGrace: cfg.StreamUnavailableGrace},
+		UnavailableGrace: cfg.StreamUnavailableGrace, MaxSessionsPerMember: cfg.WSSessionsPerMember},
 		store, s.hub, log)
 	h := &handlers.Handler{Store: store, Tokens: tokens, Log: log, OpenAPI: claudemesh.OpenAPI, Hub: s.hub,
 		StreamHeartbeat: cfg.StreamHeartbeat, StreamRevalidate: cfg.StreamRevalidate, StreamUnavailableGrace: cfg.StreamUnavailableGrace,
-		Closing: s.closing}
+		Streams: stream.NewSlots(cfg.StreamsPerCredential), Closing: s.closing}
+	if s.bridge != nil {
+		h.NATS = s.bridge.State
+	}
 	s.routes(h, auth, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return s, nil
 }
@@ -125,6 +130,9 @@ func (s *Server) Close() {
 	// Peer connections record their disconnects, so they end before the
 	// caller closes the store.
 	s.peers.Close()
+	// The last disconnects go out now, not a presence window later (and
+	// reach the other nodes before the link closes).
+	s.hub.FlushPresence()
 	if s.bridge != nil {
 		s.bridge.Close()
 	}

@@ -198,7 +198,7 @@ func BenchmarkStreamIdleMemory(b *testing.B) {
 // fresh database of the dialect, so memory figures are the broker's alone.
 // It returns a client env for it and its pid; the process is killed when
 // the benchmark ends.
-func startBrokerProcess(b *testing.B, d models.Dialect) (*env, int) {
+func startBrokerProcess(b *testing.B, d models.Dialect, extraEnv ...string) (*env, int) {
 	b.Helper()
 	bin := filepath.Join(b.TempDir(), "claudemesh-broker")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/claudemesh-broker").CombinedOutput(); err != nil {
@@ -214,6 +214,7 @@ func startBrokerProcess(b *testing.B, d models.Dialect) (*env, int) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+opt.DatabaseURL, "CLAUDEMESH_SQLITE_PATH="+opt.SQLitePath, "BROKER_PORT="+strconv.Itoa(port),
 		"LOG_LEVEL=error", "RATE_LIMIT_PER_SECOND=1000000", "RATE_LIMIT_BURST=1000000", "AUTH_RATE_LIMIT_PER_SECOND=1000", "AUTH_RATE_LIMIT_BURST=1000")
+	cmd.Env = append(cmd.Env, extraEnv...)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}

@@ -39,6 +39,11 @@ type Handler struct {
 	StreamUnavailableGrace time.Duration
 	// Closing is closed when the server shuts down; open streams end then.
 	Closing <-chan struct{}
+	// Streams counts open SSE streams per credential (the cap).
+	Streams *stream.Slots
+	// NATS reports the link to the other nodes for /ready
+	// (stream.NATSConnected, …); nil when the broker runs alone.
+	NATS func() string
 }
 
 // bind decodes a JSON body strictly: unknown fields and trailing data are

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -77,6 +78,13 @@ func (h *Handler) MeshStream(c echo.Context) error {
 	if stream.TooManyTopics(len(names)) {
 		return models.E(models.KindBadRequest, "invalid_query", "at most %d topics per stream", stream.MaxFeedTopics)
 	}
+	kinds, err := eventTypes(c.QueryParam("types"))
+	if err != nil {
+		return err
+	}
+	if !kinds[stream.KindMessage] {
+		since = -1 // no messages wanted: nothing to replay
+	}
 	resolve := func(ctx context.Context) ([]models.Topic, error) {
 		if names == nil {
 			return h.Store.VisibleTopics(ctx, p)
@@ -103,6 +111,9 @@ func (h *Handler) MeshStream(c echo.Context) error {
 			allowed[t.ID] = true
 		}
 		return func(e *stream.Event) bool {
+			if !kinds[e.Kind] {
+				return false
+			}
 			switch e.Kind {
 			case stream.KindMessage:
 				return allowed[e.TopicID]
@@ -128,11 +139,56 @@ func (h *Handler) MeshStream(c echo.Context) error {
 	return h.serveStream(c, p, since, topics, filter(topics), revalidate, func(f *stream.Feed) { feed = f })
 }
 
-// serveStream subscribes, anchors the live feed to the database, and runs
-// the SSE writer with replay limited to the given topics.
+// eventTypes reads /stream's ?types=: the event types the subscriber
+// wants, all of them when the parameter is absent or empty. Message replay
+// follows the types too: without "message" nothing is replayed.
+func eventTypes(raw string) (map[string]bool, error) {
+	all := map[string]bool{stream.KindMessage: true, stream.KindNotification: true, stream.KindPresence: true}
+	if strings.TrimSpace(raw) == "" {
+		return all, nil
+	}
+	kinds := map[string]bool{}
+	for _, t := range strings.Split(raw, ",") {
+		t = strings.TrimSpace(t)
+		if t == "" {
+			continue
+		}
+		if !all[t] {
+			return nil, models.E(models.KindBadRequest, "invalid_query", "types takes message, notification and presence, comma-separated; got %q", t)
+		}
+		kinds[t] = true
+	}
+	return kinds, nil
+}
+
+// streamCredential names the credential a stream counts against: the API
+// key, else the login (token family) behind a member or stream token.
+// Every stream token minted from one credential counts as that credential.
+func streamCredential(p *models.Principal) string {
+	switch {
+	case p.APIKeyID != "":
+		return "key:" + p.APIKeyID
+	case p.FamilyID != "":
+		return "family:" + p.FamilyID
+	default:
+		return "member:" + p.MemberID
+	}
+}
+
+// serveStream takes one of the credential's stream slots, subscribes,
+// anchors the live feed to the database, and runs the SSE writer with
+// replay limited to the given topics.
 func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, topics []models.Topic,
 	wants func(*stream.Event) bool, revalidate func(context.Context) error, got func(*stream.Feed)) error {
 	ctx := c.Request().Context()
+	release := func() {}
+	if h.Streams != nil {
+		var ok bool
+		if release, ok = h.Streams.Take(streamCredential(p)); !ok {
+			return &models.Error{Kind: models.KindRateLimited, Code: "too_many_streams", RetryAfterSeconds: 5,
+				Detail: fmt.Sprintf("this credential already has %d streams open on this broker; close one first", h.Streams.Max())}
+		}
+	}
 	ids, names := topicIDs(topics), make([]string, len(topics))
 	for i, t := range topics {
 		names[i] = t.Name
@@ -141,6 +197,7 @@ func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, 
 	feed, start, err := h.Hub.StartFeed(ctx, h.Store, sub, wants, ids, since)
 	if err != nil {
 		sub.Close()
+		release()
 		return err
 	}
 	if got != nil {
@@ -158,6 +215,7 @@ func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, 
 	// status for the request log now.
 	c.Response().Status = http.StatusOK
 	ended := func(err error) {
+		release()
 		var de *models.Error
 		switch {
 		case err == nil, errors.Is(err, context.Canceled):
@@ -167,10 +225,8 @@ func (h *Handler) serveStream(c echo.Context, p *models.Principal, since int64, 
 			h.Log.Info("stream ended", slog.String("member", p.MemberID), slog.String("reason", err.Error()))
 		}
 	}
-	if err := sse.Serve(ctx, c.Response(), ended); err != nil {
-		ended(err)
-	}
-	return nil // the response is committed; nothing more to render
+	_ = sse.Serve(ctx, c.Response(), ended) // ended has the outcome
+	return nil                              // the response is committed; nothing more to render
 }
 
 func topicIDs(topics []models.Topic) []string {

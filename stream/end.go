@@ -60,4 +60,7 @@ func EndReason(err error) (code string, reconnect, transient bool) {
 type endPayload struct {
 	Reason    string `json:"reason"`
 	Reconnect bool   `json:"reconnect"`
+	// LastEventID, with reconnect, is the seq of the last message the
+	// stream wrote: reconnect with it as Last-Event-ID (or ?since=).
+	LastEventID string `json:"lastEventId,omitempty"`
 }

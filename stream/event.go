@@ -32,15 +32,29 @@ type Event struct {
 	SSE       []byte // the complete SSE frame
 	At        time.Time
 
+	// views are the payloads of a presence batch (presenceBatch): SSE
+	// holds one event per view, and WSFrames one frame per view.
+	views [][]byte
+
 	wsOnce sync.Once
-	ws     []byte // the /ws frame, built on first use (WS())
+	ws     [][]byte // the /ws frames, built on first use (WSFrames)
 }
 
-// WS is the event as a /ws frame, {"type":<kind>,"data":<data>}: built once,
-// by the first WebSocket subscriber that writes it, and shared by the rest
-// (SSE-only events never pay for it).
-func (e *Event) WS() []byte {
-	e.wsOnce.Do(func() { e.ws = WSFrame(e.Kind, e.Data) })
+// WSFrames is the event as /ws frames, {"type":<kind>,"data":<data>}: one,
+// or one per view of a presence batch. They are built once, by the first
+// WebSocket subscriber that writes them, and shared by the rest (SSE-only
+// events never pay for them).
+func (e *Event) WSFrames() [][]byte {
+	e.wsOnce.Do(func() {
+		if e.views == nil {
+			e.ws = [][]byte{WSFrame(e.Kind, e.Data)}
+			return
+		}
+		e.ws = make([][]byte, len(e.views))
+		for i, v := range e.views {
+			e.ws[i] = WSFrame(e.Kind, v)
+		}
+	})
 	return e.ws
 }
 

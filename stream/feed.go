@@ -25,7 +25,7 @@ type FeedStore interface {
 
 // Feed is one subscriber's resumable view of a mesh's messages, the same
 // state machine whatever the transport (SSE writes e.SSE, /ws writes
-// e.WS()): the hub subscription is set first, the database is then
+// e.WSFrames()): the hub subscription is set first, the database is then
 // replayed after the resume point, and live events follow with every seq
 // already written skipped, so nothing is lost or doubled.
 type Feed struct {

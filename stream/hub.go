@@ -31,6 +31,8 @@ type Metrics struct {
 	slow        prometheus.Counter
 	gaps        prometheus.Counter
 	latency     prometheus.Histogram
+	nats        prometheus.Gauge
+	presence    prometheus.Counter
 }
 
 // NewMetrics registers the stream metrics on reg.
@@ -42,17 +44,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		gaps:        prometheus.NewCounter(prometheus.CounterOpts{Name: "claudemesh_stream_gap_fills_total", Help: "Seq gaps in the live feed filled from the database."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "claudemesh_stream_publish_to_write_seconds",
 			Help: "Time from a commit reaching the hub to its event being written to a subscriber.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		nats: prometheus.NewGauge(prometheus.GaugeOpts{Name: "claudemesh_nats_connected", Help: "1 while the link to NATS is up (0 while connecting or lost; absent without NATS_URL)."}),
+		presence: prometheus.NewCounter(prometheus.CounterOpts{Name: "claudemesh_presence_batches_total",
+			Help: "Coalesced presence batches published (each carries the latest state of every session that changed in one window)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.sent, m.slow, m.gaps, m.latency)
+		reg.MustRegister(m.connections, m.sent, m.slow, m.gaps, m.latency, m.nats, m.presence)
 	}
 	return m
 }
 
-// Limits bound each subscriber's queue.
+// Limits bound each subscriber's queue, and set the presence window.
 type Limits struct {
 	MaxQueuedEvents int // default 1024
 	MaxQueuedBytes  int // default 4 MiB
+	// PresenceWindow is how long a mesh's presence changes are gathered
+	// into one batch (DefaultPresenceWindow; negative: none, each change is
+	// flushed as soon as the previous batch is out).
+	PresenceWindow time.Duration
 }
 
 // Hub fans events out to subscribers. Meshes are spread over shards so one
@@ -70,6 +79,7 @@ type Hub struct {
 	// presence events to the other nodes (the NATS bridge).
 	forward      func(models.Committed)
 	forwardEvent func(*Event)
+	presence     *presence
 }
 
 type hubShard struct {
@@ -110,7 +120,14 @@ func NewHub(store Store, log *slog.Logger, metrics *Metrics, limits Limits) *Hub
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
+	switch {
+	case limits.PresenceWindow == 0:
+		limits.PresenceWindow = DefaultPresenceWindow
+	case limits.PresenceWindow < 0:
+		limits.PresenceWindow = 0
+	}
 	h := &Hub{store: store, log: log, metrics: metrics, limits: limits, seed: maphash.MakeSeed()}
+	h.presence = newPresence(h, limits.PresenceWindow)
 	for i := range h.shards {
 		h.shards[i].meshes = map[string]*meshState{}
 	}

@@ -50,18 +50,23 @@ type SSE struct {
 // Serve starts the stream. When the connection can be taken over from
 // net/http, the stream continues on its own goroutine and Serve returns at
 // once, so net/http and the router release everything they held for the
-// request; done (if not nil) is called with the reason when it ends.
-// Otherwise Serve streams on the caller's goroutine until the end.
-// Either way Serve owns the subscription and closes it.
+// request. Otherwise Serve streams on the caller's goroutine until the end.
+// Either way Serve owns the subscription and closes it, and done (if not
+// nil) is called exactly once, with the reason, when the stream has ended.
 func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter, done func(error)) error {
+	if done == nil {
+		done = func(error) {}
+	}
 	write, direct, closeConn, hijacked, err := open(w, orDefault(o.WriteTimeout, writeTimeout))
 	if err != nil {
 		o.Feed.Sub().Close()
+		done(err)
 		return err
 	}
 	if !hijacked {
 		err := o.run(ctx, write, nil)
 		closeConn()
+		done(err)
 		return err
 	}
 	// The request's context ends when the handler returns; the stream's
@@ -71,9 +76,7 @@ func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter, done func(error)
 		err := o.run(ctx, write, direct)
 		cancel()
 		closeConn()
-		if done != nil {
-			done(err)
-		}
+		done(err)
 	}()
 	return nil
 }
@@ -122,7 +125,7 @@ func (o *SSE) run(ctx context.Context, rawWrite func([]byte) error, direct func(
 	if o.Resume {
 		if err := o.Feed.Replay(ctx, writeEvents); err != nil {
 			if !isWriteErr(err) {
-				end(write, err)
+				end(write, err, sub.position())
 			}
 			return err
 		}
@@ -140,15 +143,25 @@ func (o *SSE) run(ctx context.Context, rawWrite func([]byte) error, direct func(
 		case <-ctx.Done():
 			return nil
 		case <-o.Stop:
-			_ = write(endFrame(EndServerShutdown, true))
+			_ = write(endFrame(EndServerShutdown, true, sub.position()))
 			return nil
 		case <-sub.Done():
-			// Cut off as too slow (its socket is backed up: no end event is
-			// attempted), by a failed direct write (the socket is broken),
-			// or after an unfillable gap (told to resume).
 			err := sub.Err()
-			if !errors.Is(err, ErrSlowConsumer) && !errors.Is(err, errClosed) && !isWriteErr(err) {
-				end(write, err)
+			switch {
+			case errors.Is(err, ErrSlowConsumer):
+				// Cut off for falling behind. If the socket still takes a
+				// write (within the write timeout), the tail a direct
+				// write left goes first, then the end event saying where
+				// to resume; a socket that takes nothing gets a bare EOF.
+				sub.LockWrites()
+				out := append(sub.TakePending(), endFrame(EndSlowConsumer, true, sub.position())...)
+				_ = rawWrite(out)
+				sub.UnlockWrites()
+			case errors.Is(err, errClosed), isWriteErr(err):
+				// Closed here, or the socket is broken: nothing to say.
+			default:
+				// An unfillable gap: told to resume.
+				end(write, err, sub.position())
 			}
 			return err
 		case <-hb.C:
@@ -169,7 +182,7 @@ func (o *SSE) run(ctx context.Context, rawWrite func([]byte) error, direct func(
 					continue // keep streaming; the next tick tries again
 				}
 			}
-			end(write, err)
+			end(write, err, sub.position())
 			return err
 		case <-sub.Ready():
 			sub.LockWrites()
@@ -210,14 +223,22 @@ func isWriteErr(err error) bool {
 }
 
 // end writes the `end` event for err: a fixed reason code and whether to
-// reconnect, never the error's text.
-func end(write func([]byte) error, err error) {
+// reconnect (from pos, the last message seq written), never the error's
+// text.
+func end(write func([]byte) error, err error, pos int64) {
 	code, reconnect, _ := EndReason(err)
-	_ = write(endFrame(code, reconnect))
+	_ = write(endFrame(code, reconnect, pos))
 }
 
-func endFrame(code string, reconnect bool) []byte {
-	return frame(0, "end", mustJSON(endPayload{Reason: code, Reconnect: reconnect}))
+// endFrame renders an `end` event. One that asks the client to reconnect
+// carries the resume point: the seq of the last message this stream wrote
+// (the Last-Event-ID an EventSource sends by itself).
+func endFrame(code string, reconnect bool, pos int64) []byte {
+	p := endPayload{Reason: code, Reconnect: reconnect}
+	if reconnect {
+		p.LastEventID = strconv.FormatInt(pos, 10)
+	}
+	return frame(0, "end", mustJSON(p))
 }
 
 // open starts the response. It takes the connection over from net/http when

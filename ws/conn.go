@@ -44,6 +44,7 @@ type conn struct {
 	p        *models.Principal
 	presence string // presence row id
 	session  string
+	slot     func() // releases the session's reservation under the cap
 
 	// claimMu orders status changes with queue claims: a claim reads the
 	// status and claims under it, and a status change waits for a claim in
@@ -99,6 +100,7 @@ func (s *Server) serve(wc *websocket.Conn, out *sockWriter) {
 	c.status = row.Status
 	c.sub = s.hub.SubscribeNotify(c.p.MeshID, presenceOnly, c.kick)
 	s.register(c)
+	c.slot() // registered: the session is counted in byMember now
 	view := ViewPeer(row)
 	if err := c.write(ctx, mustJSON(welcomeFrame{Type: TypeWelcome, Protocol: Protocol, ConnectionID: c.id,
 		Member:  MemberRef{ID: c.p.MemberID, DisplayName: c.p.DisplayName, Pubkey: c.p.Pubkey},
@@ -564,8 +566,10 @@ func (c *conn) flushEvents(ctx context.Context) error {
 			if e.Kind != stream.KindPresence && !c.subst.active {
 				continue // queued before the feed stopped
 			}
-			if err := c.write(ctx, e.WS()); err != nil {
-				return err
+			for _, f := range e.WSFrames() {
+				if err := c.write(ctx, f); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -632,6 +636,11 @@ func (c *conn) handshake(ctx context.Context) *models.PresenceRow {
 	case h.DisplayName != "" && h.DisplayName != member.DisplayName:
 		return refuse(CloseUnauthorized, "display_name_mismatch", "displayName is not the member's")
 	}
+	release, ok := s.reserveSession(member.ID, h.SessionID)
+	if !ok {
+		return refuse(CloseTooManySessions, "too_many_sessions", "this member has too many peer sessions on this broker; close one")
+	}
+	c.slot = release
 	c.p = &models.Principal{MemberID: member.ID, MeshID: member.MeshID, Role: member.Role, DisplayName: member.DisplayName,
 		Pubkey: member.PeerPubkey, Caps: models.CapsForRole(member.Role)}
 	c.session = h.SessionID
@@ -642,6 +651,7 @@ func (c *conn) handshake(ctx context.Context) *models.PresenceRow {
 	row, err := s.store.ConnectSession(ctx, models.ConnectInput{MeshID: member.MeshID, MemberID: member.ID, SessionID: h.SessionID,
 		NodeID: s.cfg.NodeID, ConnID: c.id, Pid: f.Pid, Cwd: cwd, FreshWindow: s.cfg.HookFreshWindow})
 	if err != nil {
+		release()
 		s.log.Error("ws: record connect", slog.String("error", err.Error()))
 		return refuse(websocket.StatusInternalError, "internal", "try again")
 	}

@@ -55,7 +55,9 @@ func ptr[T any](v T) *T { return &v }
 
 // TestPresenceReachesPeersAndStreams: connects, status changes and
 // disconnects reach the other peers as presence frames and the hub's SSE
-// subscribers as presence events, with the same Peer payload.
+// subscribers as presence events, with the same Peer payload. Each step
+// waits for the one before to be seen, since changes of one session within
+// a presence window are coalesced to the latest.
 func TestPresenceReachesPeersAndStreams(t *testing.T) {
 	eachWorld(t, nil, func(t *testing.T, w *world) {
 		alice, bob := w.join("alice"), w.join("bob")
@@ -63,41 +65,42 @@ func TestPresenceReachesPeersAndStreams(t *testing.T) {
 		defer sse.Close()
 		ca := w.dial(alice, "a")
 		cb := w.dial(bob, "b")
+		bobSeen := func(want func(ws.PeerView) bool) ws.PeerView {
+			t.Helper()
+			for {
+				var v ws.PeerView
+				if err := next(t, ca, ws.TypePresence).Decode(&v); err != nil {
+					t.Fatal(err)
+				}
+				if v.MemberID == bob.p.MemberID && want(v) {
+					return v
+				}
+			}
+		}
+		bobSeen(func(v ws.PeerView) bool { return v.DisconnectedAt == nil })
 		send(t, cb, map[string]any{"type": "set_status", "status": "dnd", "summary": "focus"})
+		if v := bobSeen(func(v ws.PeerView) bool { return v.Status == models.StatusDND }); v.Summary != "focus" || v.DisconnectedAt != nil {
+			t.Fatalf("bob's dnd = %+v", v)
+		}
 		_ = cb.Close()
+		bobSeen(func(v ws.PeerView) bool { return v.DisconnectedAt != nil })
 
-		var frames []ws.PeerView
-		for len(frames) < 3 {
-			f := next(t, ca, ws.TypePresence)
-			var v ws.PeerView
-			if err := f.Decode(&v); err != nil {
-				t.Fatal(err)
-			}
-			if v.MemberID == bob.p.MemberID {
-				frames = append(frames, v)
-			}
-		}
-		if frames[0].DisconnectedAt != nil || frames[1].Status != models.StatusDND || frames[1].Summary != "focus" || frames[2].DisconnectedAt == nil {
-			t.Fatalf("bob's presence frames = %+v", frames)
-		}
-		var events []ws.PeerView
+		// The SSE subscriber sees the same views; bob's last is his disconnect.
+		var last *ws.PeerView
 		deadline := time.After(5 * time.Second)
-		for len(events) < 4 { // alice's connect and bob's three
+		for last == nil || last.DisconnectedAt == nil {
 			select {
 			case <-sse.Ready():
 				for _, e := range sse.Take() {
-					var v ws.PeerView
-					if err := json.Unmarshal(e.Data, &v); err != nil {
-						t.Fatal(err)
+					for _, v := range presenceViews(t, e) {
+						if v.MemberID == bob.p.MemberID {
+							last = &v
+						}
 					}
-					events = append(events, v)
 				}
 			case <-deadline:
-				t.Fatalf("SSE subscriber got %d presence events", len(events))
+				t.Fatalf("SSE subscriber's last view of bob = %+v", last)
 			}
-		}
-		if events[3].MemberID != bob.p.MemberID || events[3].DisconnectedAt == nil {
-			t.Errorf("last SSE presence event = %+v", events[3])
 		}
 
 		peers := send(t, ca, map[string]any{"type": "list_peers"})
@@ -109,6 +112,24 @@ func TestPresenceReachesPeersAndStreams(t *testing.T) {
 			t.Errorf("dnd lost on reconnect: %+v", s)
 		}
 	})
+}
+
+// presenceViews decodes the views of a presence event (one, or a batch)
+// from its /ws frames.
+func presenceViews(t *testing.T, e *stream.Event) []ws.PeerView {
+	t.Helper()
+	var out []ws.PeerView
+	for _, f := range e.WSFrames() {
+		var fr struct {
+			Type string      `json:"type"`
+			Data ws.PeerView `json:"data"`
+		}
+		if err := json.Unmarshal(f, &fr); err != nil || fr.Type != ws.TypePresence {
+			t.Fatalf("presence frame %s: %v", f, err)
+		}
+		out = append(out, fr.Data)
+	}
+	return out
 }
 
 // TestSilentPeerIsDisconnected: a peer that stops answering protocol pings

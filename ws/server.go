@@ -50,6 +50,10 @@ type Config struct {
 	// OriginPatterns are browser origins allowed besides the broker's own
 	// host (path.Match patterns on the origin host; "*" allows any).
 	OriginPatterns []string
+	// MaxSessionsPerMember caps one member's sessions on this broker
+	// (WS_MAX_SESSIONS_PER_MEMBER, 64); a hello over it is closed with
+	// CloseTooManySessions.
+	MaxSessionsPerMember int
 }
 
 // DefaultMaxFrameBytes is WS_MAX_FRAME_BYTES' default.
@@ -101,6 +105,9 @@ func (c *Config) defaults() {
 	if c.HookBurst == 0 {
 		c.HookBurst = 20
 	}
+	if c.MaxSessionsPerMember == 0 {
+		c.MaxSessionsPerMember = DefaultMaxSessionsPerMember
+	}
 }
 
 // Server accepts peer connections and runs delivery and presence for them.
@@ -124,6 +131,7 @@ type Server struct {
 	byMember   map[string]map[*conn]struct{}
 	bySession  map[sessionKey]*conn
 	byPresence map[string]*conn
+	reserved   map[string]int // per member: sessions between the cap check and register
 }
 
 type sessionKey struct{ member, session string }
@@ -134,7 +142,7 @@ func New(cfg Config, store *models.Store, hub *stream.Hub, log *slog.Logger) *Se
 	base, cancel := context.WithCancel(context.Background())
 	return &Server{cfg: cfg, store: store, hub: hub, log: log, hooks: middleware.NewRateLimiter(cfg.HookRate, cfg.HookBurst),
 		base: base, cancel: cancel, conns: map[*conn]struct{}{}, byMember: map[string]map[*conn]struct{}{},
-		bySession: map[sessionKey]*conn{}, byPresence: map[string]*conn{}}
+		bySession: map[sessionKey]*conn{}, byPresence: map[string]*conn{}, reserved: map[string]int{}}
 }
 
 // Handle upgrades GET /ws. Requests that are not a WebSocket handshake are
@@ -373,14 +381,14 @@ func (s *Server) HookStatus(ctx context.Context, p *models.Principal, in models.
 	return res, nil
 }
 
-// announce publishes presence changes to the mesh's SSE and WebSocket
-// subscribers through the hub, and tells a local connection its own new
-// status (a turn to idle releases held messages).
+// announce hands presence changes to the hub, which coalesces them per
+// mesh and publishes them to the mesh's SSE and WebSocket subscribers in
+// batches, and tells a local connection its own new status at once (a turn
+// to idle releases held messages).
 func (s *Server) announce(rows ...models.PresenceRow) {
-	now := time.Now()
 	for i := range rows {
 		r := &rows[i]
-		s.hub.Publish(stream.PresenceEvent(r.MeshID, ViewPeer(r), now))
+		s.hub.PublishPresence(r.MeshID, r.ID, ViewPeer(r))
 		s.mu.Lock()
 		c := s.byPresence[r.ID]
 		s.mu.Unlock()

@@ -133,8 +133,10 @@ func (c *conn) writeEvents(ctx context.Context) func([]*stream.Event) error {
 	return func(events []*stream.Event) error {
 		return c.batch(func() error {
 			for _, e := range events {
-				if err := c.write(ctx, e.WS()); err != nil {
-					return err
+				for _, f := range e.WSFrames() {
+					if err := c.write(ctx, f); err != nil {
+						return err
+					}
 				}
 			}
 			return nil

@@ -1,0 +1,183 @@
+package api_test
+
+// The presence storm of issue 18 (figures in docs/BENCHMARKS.md):
+//
+//	go test ./api/ -run '^$' -bench 'PresenceStorm' -benchtime 1x -timeout 30m
+//
+// CLAUDEMESH_BENCH_PEERS and CLAUDEMESH_BENCH_STREAMS size it (2,000 each by
+// default); CLAUDEMESH_BENCH_STREAM_QUERY is appended to /stream (for
+// example "?types=message,notification" for subscribers that opt out of
+// presence).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/claudemesh/claudemesh-go/ws"
+)
+
+func benchSize(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// BenchmarkPresenceStorm runs the broker as its own process, opens S idle
+// /stream subscribers of one mesh (raw sockets in this process that read
+// and count every byte after their ready event), then connects P /ws peers
+// to the same mesh, 32 handshakes at a time. Reported: the wall time of
+// the P handshakes, and the bytes and presence events pushed to the SSE
+// subscribers until the broker falls quiet (nothing more for 2 s). Every
+// limit that would refuse the storm (rates, streams per credential,
+// sessions per member) is raised, so the figure is the fan-out's alone.
+func BenchmarkPresenceStorm(b *testing.B) {
+	peers, streams := benchSize("CLAUDEMESH_BENCH_PEERS", 2000), benchSize("CLAUDEMESH_BENCH_STREAMS", 2000)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max // the child inherits it
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	if need := uint64(peers+streams) + 1000; lim.Cur < need {
+		b.Skipf("RLIMIT_NOFILE is %d; the storm needs %d", lim.Cur, need)
+	}
+	e, _ := startBrokerProcess(b, benchDialect(), "STREAM_MAX_PER_CREDENTIAL=1000000", "WS_MAX_SESSIONS_PER_MEMBER=1000000",
+		"STREAM_QUEUE_EVENTS=1048576")
+	owner := e.signup()
+	m := e.createMesh(owner.AccessToken, "Storm")
+	inv := e.invite(owner.AccessToken, m.Mesh.ID, map[string]any{"maxUses": 2})
+	watcher := e.join(inv, "watcher")
+	peer := e.joinWithIdentity(inv, "peer")
+	u, err := url.Parse(e.base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var sseBytes, presenceEvents atomic.Int64
+	var ready sync.WaitGroup
+	conns := make([]net.Conn, 0, streams)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	req := fmt.Sprintf("GET /stream%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nAccept: text/event-stream\r\n\r\n",
+		os.Getenv("CLAUDEMESH_BENCH_STREAM_QUERY"), u.Host, watcher.APIKey.Key)
+	for i := range streams {
+		c, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			b.Fatalf("stream %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, req); err != nil {
+			b.Fatal(err)
+		}
+		ready.Add(1)
+		go func() {
+			br := bufio.NewReaderSize(c, 4096)
+			isReady := false
+			for {
+				line, err := br.ReadSlice('\n')
+				if err == bufio.ErrBufferFull {
+					sseBytes.Add(int64(len(line)))
+					continue
+				}
+				if err != nil {
+					if !isReady {
+						b.Errorf("stream ended before ready: %v", err)
+						ready.Done()
+					}
+					return
+				}
+				if !isReady {
+					if bytes.HasPrefix(line, []byte("event: ready")) {
+						isReady = true
+						ready.Done()
+					}
+					continue
+				}
+				sseBytes.Add(int64(len(line)))
+				if bytes.HasPrefix(line, []byte("event: presence")) {
+					presenceEvents.Add(1)
+				}
+			}
+		}()
+	}
+	ready.Wait()
+
+	b.ResetTimer()
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	clients := make([]*ws.Client, peers)
+	for range 32 {
+		wg.Go(func() {
+			for i := range jobs {
+				c, err := ws.Dial(ctx, "ws"+e.base[len("http"):]+"/ws", nil, ws.HelloOptions{Identity: peer.id, MeshID: m.Mesh.ID,
+					MemberID: peer.Member.ID, SessionID: "s" + strconv.Itoa(i)})
+				if err != nil {
+					failed.Add(1)
+					b.Logf("peer %d: %v", i, err)
+					continue
+				}
+				clients[i] = c
+				go func() { // a peer keeps reading: presence frames, pings
+					for {
+						if _, err := c.Next(ctx); err != nil {
+							return
+						}
+					}
+				}()
+			}
+		})
+	}
+	start := time.Now()
+	for i := range peers {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	handshakes := time.Since(start)
+	// The fan-out may outlast the handshakes: wait until the subscribers
+	// have received nothing for 2 s (or 5 minutes have passed).
+	for last, deadline := int64(-1), time.Now().Add(5*time.Minute); time.Now().Before(deadline); {
+		now := sseBytes.Load()
+		if now == last {
+			break
+		}
+		last = now
+		time.Sleep(2 * time.Second)
+	}
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d peers failed to connect", failed.Load())
+	}
+	b.ReportMetric(handshakes.Seconds(), "handshakes-s")
+	b.ReportMetric(float64(sseBytes.Load())/1e6, "MB-to-SSE")
+	b.ReportMetric(float64(presenceEvents.Load())/float64(streams), "presence-events/SSE")
+	b.ReportMetric(float64(peers), "peers")
+	b.ReportMetric(float64(streams), "streams")
+	for _, c := range clients {
+		if c != nil {
+			_ = c.Conn().CloseNow()
+		}
+	}
+	if q := os.Getenv("CLAUDEMESH_BENCH_STREAM_QUERY"); q != "" {
+		b.Logf("stream query %s", strings.TrimSpace(q))
+	}
+}
