@@ -121,13 +121,13 @@ func (e CreateTopicRequestVisibility) Valid() bool {
 
 // Defines values for HealthStatus.
 const (
-	Ok HealthStatus = "ok"
+	HealthStatusOk HealthStatus = "ok"
 )
 
 // Valid indicates whether the value is a known member of the HealthStatus enum.
 func (e HealthStatus) Valid() bool {
 	switch e {
-	case Ok:
+	case HealthStatusOk:
 		return true
 	default:
 		return false
@@ -350,6 +350,45 @@ func (e PostMessageRequestPriority) Valid() bool {
 	case PostMessageRequestPriorityNext:
 		return true
 	case PostMessageRequestPriorityNow:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReadinessNats.
+const (
+	Connected  ReadinessNats = "connected"
+	Connecting ReadinessNats = "connecting"
+	Down       ReadinessNats = "down"
+)
+
+// Valid indicates whether the value is a known member of the ReadinessNats enum.
+func (e ReadinessNats) Valid() bool {
+	switch e {
+	case Connected:
+		return true
+	case Connecting:
+		return true
+	case Down:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReadinessStatus.
+const (
+	ReadinessStatusDegraded ReadinessStatus = "degraded"
+	ReadinessStatusOk       ReadinessStatus = "ok"
+)
+
+// Valid indicates whether the value is a known member of the ReadinessStatus enum.
+func (e ReadinessStatus) Valid() bool {
+	switch e {
+	case ReadinessStatusDegraded:
+		return true
+	case ReadinessStatusOk:
 		return true
 	default:
 		return false
@@ -1176,6 +1215,21 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// Readiness the answer of the readiness probe
+type Readiness struct {
+	// Nats the link to the other brokers; absent when NATS_URL is not set
+	Nats *ReadinessNats `json:"nats,omitempty"`
+
+	// Status degraded while the NATS link is not up
+	Status ReadinessStatus `json:"status"`
+}
+
+// ReadinessNats the link to the other brokers; absent when NATS_URL is not set
+type ReadinessNats string
+
+// ReadinessStatus degraded while the NATS link is not up
+type ReadinessStatus string
+
 // RefreshRequest a refresh token to rotate
 type RefreshRequest struct {
 	RefreshToken string `json:"refreshToken"`
@@ -1487,6 +1541,14 @@ type StreamMeshParams struct {
 	// visible to the caller (else 404). Absent: every topic the caller
 	// can see, following joins and removals while the stream is open.
 	Topics *string `form:"topics,omitempty" json:"topics,omitempty"`
+
+	// Types comma-separated event types to receive, of `message`,
+	// `notification` and `presence` (another name is 400
+	// `invalid_query`). Absent or empty: all three. Without `message`
+	// nothing is replayed. A dashboard that only shows messages, or a
+	// tool that only watches presence, asks for just those and is not
+	// sent the rest.
+	Types *string `form:"types,omitempty" json:"types,omitempty"`
 
 	// LastEventID resume after this message seq (sent by EventSource on reconnect)
 	LastEventID *LastEventID `json:"Last-Event-ID,omitempty"`
@@ -1932,6 +1994,16 @@ type ClientInterface interface {
 
 	// Ready Readiness probe (database reachable, migrations applied)
 	//
+	// 503 `database_unreachable` when the database does not answer within
+	// two seconds. With `NATS_URL` set, the body also names the link to
+	// the other brokers: while it is not up (`nats: connecting` before the
+	// first connection, `down` after a loss) the broker is still ready
+	// (200) with `status: degraded`. It serves its own clients fully and
+	// commits made on other brokers still reach them through the
+	// database, seconds late; only presence from other brokers waits for
+	// the link. A 503 would take every replica out of rotation during a
+	// NATS outage.
+	//
 	// Corresponds with GET /ready (the `Ready` operationId).
 	Ready(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -1943,8 +2015,13 @@ type ClientInterface interface {
 	// `Notification` for the caller) and `event: presence` (a peer's
 	// status changed) events, which carry no id and are not replayed (read
 	// missed notifications from `GET /v1/notifications`). `ready`, the
-	// clamping of a resume point and `event: end` are as on the topic
-	// stream.
+	// clamping of a resume point, `event: end` and the cap on open streams
+	// (429 `too_many_streams`) are as on the topic stream.
+	// Presence changes are gathered per mesh for up to 200 ms
+	// (PRESENCE_WINDOW_MS) and sent together, one `event: presence` per
+	// session that changed, carrying its latest state: a session that
+	// changes twice within the window is sent once, in its final state.
+	// `?types=` picks the event types wanted.
 	//
 	// Corresponds with GET /stream (the `StreamMesh` operationId).
 	StreamMesh(ctx context.Context, params *StreamMeshParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2791,18 +2868,26 @@ type ClientInterface interface {
 	// missed or doubled. Without it the stream starts live at `lastSeq`.
 	// A resume point beyond `lastSeq` (a seq this mesh never had) is
 	// clamped to `lastSeq`, and `ready` says `"clamped": true`.
-	// A comment line is sent every 15 s. A client that falls behind is cut
-	// off and resumes with Last-Event-ID. When the credential is revoked or
+	// A comment line is sent every 15 s. A client that falls behind (more
+	// than STREAM_QUEUE_EVENTS events waiting for it) is cut off: when its
+	// socket still takes a write, it first gets `event: end` with reason
+	// `slow_consumer`, then the connection closes; it resumes with
+	// Last-Event-ID. When the credential is revoked or
 	// expires, the mesh or the topic is archived, or the caller loses access to
 	// the topic, an `event: end` is
 	// sent and the stream closes within seconds. Its data is
-	// `{"reason": <code>, "reconnect": <bool>}` with a fixed code:
+	// `{"reason": <code>, "reconnect": <bool>, "lastEventId"?: <seq>}` with a fixed code:
 	// `credential_expired`, `credential_revoked`, `access_lost`,
 	// `mesh_archived`, `topic_archived` (reconnect false), or
-	// `server_shutdown`, `database_unavailable`, `internal` (reconnect true,
-	// with Last-Event-ID). A database outage does not end the stream unless
-	// it outlasts a one-minute grace.
+	// `slow_consumer`, `server_shutdown`, `database_unavailable`, `internal`
+	// (reconnect true; `lastEventId` is the seq of the last message this
+	// stream wrote: reconnect with it as Last-Event-ID). A database outage
+	// does not end the stream unless it outlasts a one-minute grace.
 	// A topic that is already archived is 409 `topic_archived`.
+	// One credential (an API key, or a login's tokens and the stream
+	// tokens minted from them) may hold STREAM_MAX_PER_CREDENTIAL (32)
+	// streams open at once on a broker, counting both stream routes; one
+	// more is 429 `too_many_streams` (close a stream first).
 	//
 	// Corresponds with GET /v1/topics/{name}/stream (the `StreamTopic` operationId).
 	StreamTopic(ctx context.Context, name TopicName, params *StreamTopicParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2816,7 +2901,8 @@ type ClientInterface interface {
 	// and the broker answers `welcome` or closes with a code and reason
 	// (4400 malformed/frame before hello, 4401 bad signature, stale
 	// timestamp or unknown key, 4403 member revoked or mesh archived,
-	// 4408 hello timeout). Then: direct and topic `send` with `ack`,
+	// 4408 hello timeout, 4430 `too_many_sessions`: the member already has
+	// WS_MAX_SESSIONS_PER_MEMBER sessions open on this broker). Then: direct and topic `send` with `ack`,
 	// `push` of queued direct messages (acked by the peer, redelivered
 	// until acked or expired), `set_status`, `list_peers`, `presence`,
 	// `subscribe` to topics with exact resume, and `error` frames. Every
@@ -2951,6 +3037,16 @@ func (c *Client) GetOpenAPI(ctx context.Context, reqEditors ...RequestEditorFn) 
 
 // Ready Readiness probe (database reachable, migrations applied)
 //
+// 503 `database_unreachable` when the database does not answer within
+// two seconds. With `NATS_URL` set, the body also names the link to
+// the other brokers: while it is not up (`nats: connecting` before the
+// first connection, `down` after a loss) the broker is still ready
+// (200) with `status: degraded`. It serves its own clients fully and
+// commits made on other brokers still reach them through the
+// database, seconds late; only presence from other brokers waits for
+// the link. A 503 would take every replica out of rotation during a
+// NATS outage.
+//
 // Corresponds with GET /ready (the `Ready` operationId).
 func (c *Client) Ready(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReadyRequest(c.Server)
@@ -2972,8 +3068,13 @@ func (c *Client) Ready(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 // `Notification` for the caller) and `event: presence` (a peer's
 // status changed) events, which carry no id and are not replayed (read
 // missed notifications from `GET /v1/notifications`). `ready`, the
-// clamping of a resume point and `event: end` are as on the topic
-// stream.
+// clamping of a resume point, `event: end` and the cap on open streams
+// (429 `too_many_streams`) are as on the topic stream.
+// Presence changes are gathered per mesh for up to 200 ms
+// (PRESENCE_WINDOW_MS) and sent together, one `event: presence` per
+// session that changed, carrying its latest state: a session that
+// changes twice within the window is sent once, in its final state.
+// `?types=` picks the event types wanted.
 //
 // Corresponds with GET /stream (the `StreamMesh` operationId).
 func (c *Client) StreamMesh(ctx context.Context, params *StreamMeshParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4520,18 +4621,26 @@ func (c *Client) SealTopicKey(ctx context.Context, name TopicName, body SealTopi
 // missed or doubled. Without it the stream starts live at `lastSeq`.
 // A resume point beyond `lastSeq` (a seq this mesh never had) is
 // clamped to `lastSeq`, and `ready` says `"clamped": true`.
-// A comment line is sent every 15 s. A client that falls behind is cut
-// off and resumes with Last-Event-ID. When the credential is revoked or
+// A comment line is sent every 15 s. A client that falls behind (more
+// than STREAM_QUEUE_EVENTS events waiting for it) is cut off: when its
+// socket still takes a write, it first gets `event: end` with reason
+// `slow_consumer`, then the connection closes; it resumes with
+// Last-Event-ID. When the credential is revoked or
 // expires, the mesh or the topic is archived, or the caller loses access to
 // the topic, an `event: end` is
 // sent and the stream closes within seconds. Its data is
-// `{"reason": <code>, "reconnect": <bool>}` with a fixed code:
+// `{"reason": <code>, "reconnect": <bool>, "lastEventId"?: <seq>}` with a fixed code:
 // `credential_expired`, `credential_revoked`, `access_lost`,
 // `mesh_archived`, `topic_archived` (reconnect false), or
-// `server_shutdown`, `database_unavailable`, `internal` (reconnect true,
-// with Last-Event-ID). A database outage does not end the stream unless
-// it outlasts a one-minute grace.
+// `slow_consumer`, `server_shutdown`, `database_unavailable`, `internal`
+// (reconnect true; `lastEventId` is the seq of the last message this
+// stream wrote: reconnect with it as Last-Event-ID). A database outage
+// does not end the stream unless it outlasts a one-minute grace.
 // A topic that is already archived is 409 `topic_archived`.
+// One credential (an API key, or a login's tokens and the stream
+// tokens minted from them) may hold STREAM_MAX_PER_CREDENTIAL (32)
+// streams open at once on a broker, counting both stream routes; one
+// more is 429 `too_many_streams` (close a stream first).
 //
 // Corresponds with GET /v1/topics/{name}/stream (the `StreamTopic` operationId).
 func (c *Client) StreamTopic(ctx context.Context, name TopicName, params *StreamTopicParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4555,7 +4664,8 @@ func (c *Client) StreamTopic(ctx context.Context, name TopicName, params *Stream
 // and the broker answers `welcome` or closes with a code and reason
 // (4400 malformed/frame before hello, 4401 bad signature, stale
 // timestamp or unknown key, 4403 member revoked or mesh archived,
-// 4408 hello timeout). Then: direct and topic `send` with `ack`,
+// 4408 hello timeout, 4430 `too_many_sessions`: the member already has
+// WS_MAX_SESSIONS_PER_MEMBER sessions open on this broker). Then: direct and topic `send` with `ack`,
 // `push` of queued direct messages (acked by the peer, redelivered
 // until acked or expired), `set_status`, `list_peers`, `presence`,
 // `subscribe` to topics with exact resume, and `error` frames. Every
@@ -4807,6 +4917,18 @@ func NewStreamMeshRequest(server string, params *StreamMeshParams) (*http.Reques
 		if params.Topics != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "topics", *params.Topics, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Types != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "types", *params.Types, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -7484,6 +7606,16 @@ type ClientWithResponsesInterface interface {
 
 	// ReadyWithResponse Readiness probe (database reachable, migrations applied)
 	//
+	// 503 `database_unreachable` when the database does not answer within
+	// two seconds. With `NATS_URL` set, the body also names the link to
+	// the other brokers: while it is not up (`nats: connecting` before the
+	// first connection, `down` after a loss) the broker is still ready
+	// (200) with `status: degraded`. It serves its own clients fully and
+	// commits made on other brokers still reach them through the
+	// database, seconds late; only presence from other brokers waits for
+	// the link. A 503 would take every replica out of rotation during a
+	// NATS outage.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /ready (the `Ready` operationId).
@@ -7497,8 +7629,13 @@ type ClientWithResponsesInterface interface {
 	// `Notification` for the caller) and `event: presence` (a peer's
 	// status changed) events, which carry no id and are not replayed (read
 	// missed notifications from `GET /v1/notifications`). `ready`, the
-	// clamping of a resume point and `event: end` are as on the topic
-	// stream.
+	// clamping of a resume point, `event: end` and the cap on open streams
+	// (429 `too_many_streams`) are as on the topic stream.
+	// Presence changes are gathered per mesh for up to 200 ms
+	// (PRESENCE_WINDOW_MS) and sent together, one `event: presence` per
+	// session that changed, carrying its latest state: a session that
+	// changes twice within the window is sent once, in its final state.
+	// `?types=` picks the event types wanted.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8401,18 +8538,26 @@ type ClientWithResponsesInterface interface {
 	// missed or doubled. Without it the stream starts live at `lastSeq`.
 	// A resume point beyond `lastSeq` (a seq this mesh never had) is
 	// clamped to `lastSeq`, and `ready` says `"clamped": true`.
-	// A comment line is sent every 15 s. A client that falls behind is cut
-	// off and resumes with Last-Event-ID. When the credential is revoked or
+	// A comment line is sent every 15 s. A client that falls behind (more
+	// than STREAM_QUEUE_EVENTS events waiting for it) is cut off: when its
+	// socket still takes a write, it first gets `event: end` with reason
+	// `slow_consumer`, then the connection closes; it resumes with
+	// Last-Event-ID. When the credential is revoked or
 	// expires, the mesh or the topic is archived, or the caller loses access to
 	// the topic, an `event: end` is
 	// sent and the stream closes within seconds. Its data is
-	// `{"reason": <code>, "reconnect": <bool>}` with a fixed code:
+	// `{"reason": <code>, "reconnect": <bool>, "lastEventId"?: <seq>}` with a fixed code:
 	// `credential_expired`, `credential_revoked`, `access_lost`,
 	// `mesh_archived`, `topic_archived` (reconnect false), or
-	// `server_shutdown`, `database_unavailable`, `internal` (reconnect true,
-	// with Last-Event-ID). A database outage does not end the stream unless
-	// it outlasts a one-minute grace.
+	// `slow_consumer`, `server_shutdown`, `database_unavailable`, `internal`
+	// (reconnect true; `lastEventId` is the seq of the last message this
+	// stream wrote: reconnect with it as Last-Event-ID). A database outage
+	// does not end the stream unless it outlasts a one-minute grace.
 	// A topic that is already archived is 409 `topic_archived`.
+	// One credential (an API key, or a login's tokens and the stream
+	// tokens minted from them) may hold STREAM_MAX_PER_CREDENTIAL (32)
+	// streams open at once on a broker, counting both stream routes; one
+	// more is 429 `too_many_streams` (close a stream first).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8428,7 +8573,8 @@ type ClientWithResponsesInterface interface {
 	// and the broker answers `welcome` or closes with a code and reason
 	// (4400 malformed/frame before hello, 4401 bad signature, stale
 	// timestamp or unknown key, 4403 member revoked or mesh archived,
-	// 4408 hello timeout). Then: direct and topic `send` with `ack`,
+	// 4408 hello timeout, 4430 `too_many_sessions`: the member already has
+	// WS_MAX_SESSIONS_PER_MEMBER sessions open on this broker). Then: direct and topic `send` with `ack`,
 	// `push` of queued direct messages (acked by the peer, redelivered
 	// until acked or expired), `set_status`, `list_peers`, `presence`,
 	// `subscribe` to topics with exact resume, and `error` frames. Every
@@ -8736,7 +8882,7 @@ type ReadyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *Health
+	JSON200 *Readiness
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -8744,7 +8890,7 @@ type ReadyResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ReadyResponse) GetJSON200() *Health {
+func (r ReadyResponse) GetJSON200() *Readiness {
 	return r.JSON200
 }
 
@@ -14414,6 +14560,16 @@ func (c *ClientWithResponses) GetOpenAPIWithResponse(ctx context.Context, reqEdi
 
 // ReadyWithResponse Readiness probe (database reachable, migrations applied)
 //
+// 503 `database_unreachable` when the database does not answer within
+// two seconds. With `NATS_URL` set, the body also names the link to
+// the other brokers: while it is not up (`nats: connecting` before the
+// first connection, `down` after a loss) the broker is still ready
+// (200) with `status: degraded`. It serves its own clients fully and
+// commits made on other brokers still reach them through the
+// database, seconds late; only presence from other brokers waits for
+// the link. A 503 would take every replica out of rotation during a
+// NATS outage.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /ready (the `Ready` operationId).
@@ -14433,8 +14589,13 @@ func (c *ClientWithResponses) ReadyWithResponse(ctx context.Context, reqEditors 
 // `Notification` for the caller) and `event: presence` (a peer's
 // status changed) events, which carry no id and are not replayed (read
 // missed notifications from `GET /v1/notifications`). `ready`, the
-// clamping of a resume point and `event: end` are as on the topic
-// stream.
+// clamping of a resume point, `event: end` and the cap on open streams
+// (429 `too_many_streams`) are as on the topic stream.
+// Presence changes are gathered per mesh for up to 200 ms
+// (PRESENCE_WINDOW_MS) and sent together, one `event: presence` per
+// session that changed, carrying its latest state: a session that
+// changes twice within the window is sent once, in its final state.
+// `?types=` picks the event types wanted.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -15757,18 +15918,26 @@ func (c *ClientWithResponses) SealTopicKeyWithResponse(ctx context.Context, name
 // missed or doubled. Without it the stream starts live at `lastSeq`.
 // A resume point beyond `lastSeq` (a seq this mesh never had) is
 // clamped to `lastSeq`, and `ready` says `"clamped": true`.
-// A comment line is sent every 15 s. A client that falls behind is cut
-// off and resumes with Last-Event-ID. When the credential is revoked or
+// A comment line is sent every 15 s. A client that falls behind (more
+// than STREAM_QUEUE_EVENTS events waiting for it) is cut off: when its
+// socket still takes a write, it first gets `event: end` with reason
+// `slow_consumer`, then the connection closes; it resumes with
+// Last-Event-ID. When the credential is revoked or
 // expires, the mesh or the topic is archived, or the caller loses access to
 // the topic, an `event: end` is
 // sent and the stream closes within seconds. Its data is
-// `{"reason": <code>, "reconnect": <bool>}` with a fixed code:
+// `{"reason": <code>, "reconnect": <bool>, "lastEventId"?: <seq>}` with a fixed code:
 // `credential_expired`, `credential_revoked`, `access_lost`,
 // `mesh_archived`, `topic_archived` (reconnect false), or
-// `server_shutdown`, `database_unavailable`, `internal` (reconnect true,
-// with Last-Event-ID). A database outage does not end the stream unless
-// it outlasts a one-minute grace.
+// `slow_consumer`, `server_shutdown`, `database_unavailable`, `internal`
+// (reconnect true; `lastEventId` is the seq of the last message this
+// stream wrote: reconnect with it as Last-Event-ID). A database outage
+// does not end the stream unless it outlasts a one-minute grace.
 // A topic that is already archived is 409 `topic_archived`.
+// One credential (an API key, or a login's tokens and the stream
+// tokens minted from them) may hold STREAM_MAX_PER_CREDENTIAL (32)
+// streams open at once on a broker, counting both stream routes; one
+// more is 429 `too_many_streams` (close a stream first).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -15790,7 +15959,8 @@ func (c *ClientWithResponses) StreamTopicWithResponse(ctx context.Context, name 
 // and the broker answers `welcome` or closes with a code and reason
 // (4400 malformed/frame before hello, 4401 bad signature, stale
 // timestamp or unknown key, 4403 member revoked or mesh archived,
-// 4408 hello timeout). Then: direct and topic `send` with `ack`,
+// 4408 hello timeout, 4430 `too_many_sessions`: the member already has
+// WS_MAX_SESSIONS_PER_MEMBER sessions open on this broker). Then: direct and topic `send` with `ack`,
 // `push` of queued direct messages (acked by the peer, redelivered
 // until acked or expired), `set_status`, `list_peers`, `presence`,
 // `subscribe` to topics with exact resume, and `error` frames. Every
@@ -16045,7 +16215,7 @@ func ParseReadyResponse(rsp *http.Response) (*ReadyResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest Health
+		var dest Readiness
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
