@@ -9,6 +9,10 @@ import (
 // gathered before they go out as one batch.
 const DefaultPresenceWindow = 200 * time.Millisecond
 
+// maxBatchViews bounds the views in one published batch event (about
+// 100 KiB of Peer views).
+const maxBatchViews = 256
+
 // presence coalesces presence changes per mesh. Without it every /ws
 // handshake was one event to every subscriber of the mesh: 2,000 peers
 // connecting under 2,000 idle streams were 4 million events and as many
@@ -82,8 +86,16 @@ func (p *presence) flush(meshID string, w *presenceWindow, rearm bool) {
 	}
 	w.keys, w.views = nil, map[string][]byte{}
 	p.mu.Unlock()
-	p.hub.metrics.presence.Inc()
-	p.hub.Publish(presenceBatch(meshID, views, time.Now()))
+	// Big batches go out in chunks, so one event stays far below a
+	// subscriber's queue byte limit (a batch over it would cut every
+	// subscriber that queues it).
+	now := time.Now()
+	for len(views) > 0 {
+		n := min(len(views), maxBatchViews)
+		p.hub.metrics.presence.Inc()
+		p.hub.Publish(presenceBatch(meshID, views[:n:n], now))
+		views = views[n:]
+	}
 	if rearm {
 		p.mu.Lock()
 		w.timer.Reset(p.window)

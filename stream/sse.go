@@ -125,7 +125,7 @@ func (o *SSE) run(ctx context.Context, rawWrite func([]byte) error, direct func(
 	if o.Resume {
 		if err := o.Feed.Replay(ctx, writeEvents); err != nil {
 			if !isWriteErr(err) {
-				end(write, err, sub.position())
+				end(sub, rawWrite, err)
 			}
 			return err
 		}
@@ -143,25 +143,17 @@ func (o *SSE) run(ctx context.Context, rawWrite func([]byte) error, direct func(
 		case <-ctx.Done():
 			return nil
 		case <-o.Stop:
-			_ = write(endFrame(EndServerShutdown, true, sub.position()))
+			finish(sub, rawWrite, endFrame(EndServerShutdown, true, sub.position()))
 			return nil
 		case <-sub.Done():
+			// Cut off for falling behind, or after an unfillable gap: told
+			// why and where to resume, if the socket still takes a write
+			// within the write timeout (a slow reader that is alive gets
+			// it; a socket that takes nothing gets a bare EOF). Closed
+			// here, or the socket is broken: nothing to say.
 			err := sub.Err()
-			switch {
-			case errors.Is(err, ErrSlowConsumer):
-				// Cut off for falling behind. If the socket still takes a
-				// write (within the write timeout), the tail a direct
-				// write left goes first, then the end event saying where
-				// to resume; a socket that takes nothing gets a bare EOF.
-				sub.LockWrites()
-				out := append(sub.TakePending(), endFrame(EndSlowConsumer, true, sub.position())...)
-				_ = rawWrite(out)
-				sub.UnlockWrites()
-			case errors.Is(err, errClosed), isWriteErr(err):
-				// Closed here, or the socket is broken: nothing to say.
-			default:
-				// An unfillable gap: told to resume.
-				end(write, err, sub.position())
+			if !errors.Is(err, errClosed) && !isWriteErr(err) {
+				end(sub, rawWrite, err)
 			}
 			return err
 		case <-hb.C:
@@ -182,7 +174,7 @@ func (o *SSE) run(ctx context.Context, rawWrite func([]byte) error, direct func(
 					continue // keep streaming; the next tick tries again
 				}
 			}
-			end(write, err, sub.position())
+			end(sub, rawWrite, err)
 			return err
 		case <-sub.Ready():
 			sub.LockWrites()
@@ -223,11 +215,19 @@ func isWriteErr(err error) bool {
 }
 
 // end writes the `end` event for err: a fixed reason code and whether to
-// reconnect (from pos, the last message seq written), never the error's
-// text.
-func end(write func([]byte) error, err error, pos int64) {
+// reconnect (from the stream's position), never the error's text.
+func end(sub *Subscription, rawWrite func([]byte) error, err error) {
 	code, reconnect, _ := EndReason(err)
-	_ = write(endFrame(code, reconnect, pos))
+	finish(sub, rawWrite, endFrame(code, reconnect, sub.position()))
+}
+
+// finish writes a last frame, after whatever a direct write of the hub
+// left unwritten: a frame written before that tail would land inside an
+// event. It holds the subscription's write lock meanwhile.
+func finish(sub *Subscription, rawWrite func([]byte) error, last []byte) {
+	sub.LockWrites()
+	defer sub.UnlockWrites()
+	_ = rawWrite(append(sub.TakePending(), last...))
 }
 
 // endFrame renders an `end` event. One that asks the client to reconnect
