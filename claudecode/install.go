@@ -69,6 +69,14 @@ type want struct {
 	present func(d *doc, c *node) bool // the user has one doing the job
 }
 
+// container is the kind of container the entry goes into.
+func (w want) container() byte {
+	if w.key != "" {
+		return '{'
+	}
+	return '['
+}
+
 func (w want) entry() entry {
 	return entry{In: w.in, Key: w.key, Value: json.RawMessage(render(w.value, style{colon: ":", comma: ","}))}
 }
@@ -149,10 +157,10 @@ func findEntry(d *doc, c *node, key string, v any) int {
 
 // ensure returns the container at path, creating (and recording) the
 // missing ones: objects, and for the last step an object or an array.
-func ensure(d *doc, r *fileRecord, path []string, lastIsObject bool) (*node, error) {
+func ensure(d *doc, r *fileRecord, path []string, last byte) (*node, error) {
 	for i := range path {
 		wantOpen, kind := byte('{'), "an object"
-		if i == len(path)-1 && !lastIsObject {
+		if i == len(path)-1 && last == '[' {
 			wantOpen, kind = '[', "an array"
 		}
 		parent, _ := d.at(path[:i])
@@ -264,13 +272,13 @@ func planFile(m *manifest, path string, ws []want) (*filePlan, error) {
 	fp := &filePlan{r: r, orig: orig, existed: existed, d: d}
 	scratch := &fileRecord{Path: path, Containers: slices.Clone(r.Containers)}
 	for _, w := range ws {
-		if c, ok := d.at(w.in); ok && c.open == map[bool]byte{true: '{', false: '['}[w.key != ""] && w.present(d, c) {
+		if c, ok := d.at(w.in); ok && c.open == w.container() && w.present(d, c) {
 			if w.key != "" && findEntry(d, c, w.key, w.value) < 0 {
 				fp.changes = append(fp.changes, Change{File: path, What: "keep the existing " + strings.Join(append(slices.Clone(w.in), w.key), ".") + " (it is not the one install writes)", Note: true})
 			}
 			continue
 		}
-		c, err := ensure(d, scratch, w.in, w.key != "")
+		c, err := ensure(d, scratch, w.in, w.container())
 		if err != nil {
 			return nil, err
 		}

@@ -230,7 +230,7 @@ func (d *doc) add(c *node, multiline bool, key string, v any) error {
 		m := c.members[n-1]
 		colon = string(d.src[m.keyEnd:m.val.start])
 	}
-	s := style{colon: colon, comma: strings.TrimRight(sep, "\n\t ")}
+	s := style{colon: colon, comma: strings.TrimRight(sep, "\r\n\t ")}
 	if i := strings.LastIndexByte(sep, '\n'); i >= 0 {
 		s.unit, s.indent = d.unit, sep[i+1:]
 	} else {
