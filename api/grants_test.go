@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/claudemesh/claudemesh-go/models/storetest"
 )
 
 // The grant matrix: every route that hands power on (invites, keys,
@@ -43,12 +45,16 @@ var grantPrincipals = []string{
 	"revoked-key", "archived-mesh-key", "stream-token",
 }
 
-func (e *env) grantFixture(u grantUsers, n int) *grantMesh {
+// grantFixture makes a fresh mesh with its owner, an admin and a member
+// (each a user with a full key) and the member's second, CLI-joined
+// identity, then mints the one credential the cell's principal needs.
+func (e *env) grantFixture(u grantUsers, n int, principal string) *grantMesh {
 	e.t.Helper()
 	g := &grantMesh{fullKey: map[string]string{}, creds: map[string]string{}, actingAs: map[string]string{}}
 	mesh := e.createMesh(u.owner.AccessToken, fmt.Sprintf("Grants %d", n))
 	g.meshID, g.ownerID = mesh.Mesh.ID, mesh.Member.ID
 	ownerSession := e.memberToken(u.owner.AccessToken, g.meshID)
+	g.archiveBy = ownerSession
 
 	joinAs := func(userTok string, role string, name string) joined {
 		inv := e.invite(ownerSession, g.meshID, map[string]any{"role": role})
@@ -67,37 +73,50 @@ func (e *env) grantFixture(u grantUsers, n int) *grantMesh {
 		e.must("POST", "/v1/api-keys", tok, body, http.StatusCreated, &k)
 		return k.ID, k.Key
 	}
-	var ownerKey string
-	g.fullKey[g.ownerID], ownerKey = mint(ownerSession, map[string]any{"capabilities": []string{"read", "send", "state_write", "admin"}})
-	_ = ownerKey
+	all := []string{"read", "send", "state_write", "admin"}
+	g.fullKey[g.ownerID], _ = mint(ownerSession, map[string]any{"capabilities": all})
 
-	set := func(name, tok, member string) { g.creds[name], g.actingAs[name] = tok, member }
-	set("owner-user", u.owner.AccessToken, g.ownerID)
-	set("owner-session", ownerSession, g.ownerID)
-	set("admin-user", u.admin.AccessToken, g.adminID)
-	set("admin-session", e.memberToken(u.admin.AccessToken, g.meshID), g.adminID)
-	set("admin-key", admin.APIKey.Key, g.adminID)
-	for name, caps := range map[string][]string{"admin-key-read": {"read"}, "admin-key-send": {"send"}, "admin-key-state": {"state_write"}, "admin-key-adminonly": {"admin"}} {
-		_, k := mint(admin.APIKey.Key, map[string]any{"capabilities": caps})
-		set(name, k, g.adminID)
+	actingAs, tok := g.adminID, ""
+	switch principal {
+	case "owner-user":
+		actingAs, tok = g.ownerID, u.owner.AccessToken
+	case "owner-session":
+		actingAs, tok = g.ownerID, ownerSession
+	case "admin-user":
+		tok = u.admin.AccessToken
+	case "admin-session":
+		tok = e.memberToken(u.admin.AccessToken, g.meshID)
+	case "admin-key", "archived-mesh-key":
+		tok = admin.APIKey.Key
+	case "admin-key-read", "admin-key-send", "admin-key-state", "admin-key-adminonly":
+		cp := map[string]string{"admin-key-read": "read", "admin-key-send": "send", "admin-key-state": "state_write", "admin-key-adminonly": "admin"}[principal]
+		_, tok = mint(admin.APIKey.Key, map[string]any{"capabilities": []string{cp}})
+	case "admin-key-scoped":
+		_, tok = mint(admin.APIKey.Key, map[string]any{"capabilities": all, "topicScopes": []string{"general"}})
+	case "member-user":
+		actingAs, tok = g.memberID, u.member.AccessToken
+	case "member-session":
+		actingAs, tok = g.memberID, e.memberToken(u.member.AccessToken, g.meshID)
+	case "member-key":
+		actingAs, tok = g.memberID, member.APIKey.Key
+	case "member-key-read":
+		actingAs = g.memberID
+		_, tok = mint(member.APIKey.Key, map[string]any{"capabilities": []string{"read"}})
+	case "revoked-key":
+		var id string
+		id, tok = mint(admin.APIKey.Key, map[string]any{"capabilities": all})
+		e.must("DELETE", "/v1/api-keys/"+id, admin.APIKey.Key, nil, http.StatusNoContent, nil)
+	case "stream-token":
+		var st struct{ Token string }
+		e.must("POST", "/v1/stream/token", admin.APIKey.Key, nil, http.StatusCreated, &st)
+		tok = st.Token
+	default:
+		e.t.Fatalf("unknown principal %q", principal)
 	}
-	_, scoped := mint(admin.APIKey.Key, map[string]any{"capabilities": []string{"read", "send", "state_write", "admin"}, "topicScopes": []string{"general"}})
-	set("admin-key-scoped", scoped, g.adminID)
-	set("member-user", u.member.AccessToken, g.memberID)
-	set("member-session", e.memberToken(u.member.AccessToken, g.meshID), g.memberID)
-	set("member-key", member.APIKey.Key, g.memberID)
-	_, memberRead := mint(member.APIKey.Key, map[string]any{"capabilities": []string{"read"}})
-	set("member-key-read", memberRead, g.memberID)
-
-	revokedID, revoked := mint(admin.APIKey.Key, map[string]any{"capabilities": []string{"read", "send", "state_write", "admin"}})
-	e.must("DELETE", "/v1/api-keys/"+revokedID, admin.APIKey.Key, nil, http.StatusNoContent, nil)
-	set("revoked-key", revoked, g.adminID)
-	_, archived := mint(admin.APIKey.Key, map[string]any{"capabilities": []string{"read", "send", "state_write", "admin"}})
-	set("archived-mesh-key", archived, g.adminID)
-	var st struct{ Token string }
-	e.must("POST", "/v1/stream/token", admin.APIKey.Key, nil, http.StatusCreated, &st)
-	set("stream-token", st.Token, g.adminID)
-	g.archiveBy = ownerSession
+	if principal == "archived-mesh-key" {
+		e.must("POST", "/v1/meshes/"+g.meshID+"/archive", ownerSession, nil, http.StatusOK, nil)
+	}
+	g.creds[principal], g.actingAs[principal] = tok, actingAs
 	return g
 }
 
@@ -158,7 +177,7 @@ var (
 	userOnMember = only(403, "member_credential_required", users...)
 )
 
-func grantRoutes() []grantRoute {
+func grantRoutes(t testing.TB) []grantRoute {
 	meshPath := func(suffix string) func(*grantMesh, string) string {
 		return func(g *grantMesh, _ string) string { return "/v1/meshes/" + g.meshID + suffix }
 	}
@@ -203,14 +222,14 @@ func grantRoutes() []grantRoute {
 			only(409, "owner_member", "owner-user", "owner-session"),
 			only(403, "full_credential_required", "admin-key-read", "admin-key-send", "admin-key-state", "admin-key-adminonly", "admin-key-scoped", "member-key-read")))},
 		// An identity key is the member's whole identity (its /ws session).
-		{"own-identity-key", "POST", fixed("/v1/me/peer-pubkey"), func(*grantMesh, string) any { return map[string]any{"pubkey": "PUBKEY"} }, want(ok200, cells(userOnMember,
+		{"own-identity-key", "POST", fixed("/v1/me/peer-pubkey"), func(*grantMesh, string) any { return map[string]any{"pubkey": newPubkey(t)} }, want(ok200, cells(userOnMember,
 			only(403, "admin_required", "admin-key-read", "admin-key-send", "admin-key-state", "member-key", "member-key-read"),
 			only(403, "full_credential_required", "admin-key-adminonly", "admin-key-scoped")))},
-		{"others-identity-key", "POST", fixed("/v1/me/peer-pubkey"), func(g *grantMesh, _ string) any { return map[string]any{"pubkey": "PUBKEY", "memberId": g.otherID} }, want(ok200, cells(userOnMember,
+		{"others-identity-key", "POST", fixed("/v1/me/peer-pubkey"), func(g *grantMesh, _ string) any { return map[string]any{"pubkey": newPubkey(t), "memberId": g.otherID} }, want(ok200, cells(userOnMember,
 			only(403, "admin_required", "admin-key-read", "admin-key-send", "admin-key-state", "member-session", "member-key", "member-key-read"),
 			only(403, "capability_escalation", "admin-key-adminonly"),
 			only(403, "scoped_credential", "admin-key-scoped")))},
-		{"admins-identity-key", "POST", fixed("/v1/me/peer-pubkey"), func(g *grantMesh, _ string) any { return map[string]any{"pubkey": "PUBKEY", "memberId": g.ownerID} }, want([2]any{403, "admin_target"}, cells(userOnMember,
+		{"admins-identity-key", "POST", fixed("/v1/me/peer-pubkey"), func(g *grantMesh, _ string) any { return map[string]any{"pubkey": newPubkey(t), "memberId": g.ownerID} }, want([2]any{403, "admin_target"}, cells(userOnMember,
 			only(403, "admin_required", "admin-key-read", "admin-key-send", "admin-key-state", "member-session", "member-key", "member-key-read"),
 			only(403, "scoped_credential", "admin-key-scoped"),
 			only(200, "", "owner-session")))},
@@ -225,88 +244,89 @@ func grantRoutes() []grantRoute {
 	}
 }
 
-// TestGrantMatrix: every grant route × every principal, on both databases.
+// TestGrantMatrix: every grant route × every principal, on both databases
+// (side by side: each cell is a few dozen requests).
 func TestGrantMatrix(t *testing.T) {
-	eachEnv(t, func(t *testing.T, e *env) {
-		u := grantUsers{e.signup(), e.signup(), e.signup()}
-		n := 0
-		for _, r := range grantRoutes() {
-			for _, p := range grantPrincipals {
-				n++
-				g := e.grantFixture(u, n)
-				if p == "archived-mesh-key" {
-					e.must("POST", "/v1/meshes/"+g.meshID+"/archive", g.archiveBy, nil, http.StatusOK, nil)
-				}
-				self := g.actingAs[p]
-				var b any
-				if r.body != nil {
-					b = r.body(g, self)
-					if m, ok := b.(map[string]any); ok && m["pubkey"] == "PUBKEY" {
-						m["pubkey"] = newPubkey(t)
-					}
-				}
-				status, raw, _ := e.call(r.method, r.path(g, self), g.creds[p], b)
-				wantStatus, wantCode := r.want(p)
-				var prob struct {
-					Code string `json:"code"`
-				}
-				_ = json.Unmarshal(raw, &prob)
-				if status != wantStatus || (wantCode != "" && prob.Code != wantCode) {
-					t.Errorf("%s × %s = %d %q, want %d %q: %s", r.name, p, status, prob.Code, wantStatus, wantCode, strings.TrimSpace(string(raw)))
-					continue
-				}
-				if status < 300 {
-					e.checkGrantEffect(r.name, p, g)
-				} else {
-					e.checkNothingGranted(r.name, p, g)
-				}
+	for _, d := range storetest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			grantMatrix(t, newEnv(t, d, nil))
+		})
+	}
+}
+
+func grantMatrix(t *testing.T, e *env) {
+	u := grantUsers{e.signup(), e.signup(), e.signup()}
+	n := 0
+	for _, r := range grantRoutes(t) {
+		for _, p := range grantPrincipals {
+			n++
+			g := e.grantFixture(u, n, p)
+			self := g.actingAs[p]
+			var b any
+			if r.body != nil {
+				b = r.body(g, self)
+			}
+			status, raw, _ := e.call(r.method, r.path(g, self), g.creds[p], b)
+			wantStatus, wantCode := r.want(p)
+			var prob struct {
+				Code string `json:"code"`
+			}
+			_ = json.Unmarshal(raw, &prob)
+			if status != wantStatus || (wantCode != "" && prob.Code != wantCode) {
+				t.Errorf("%s × %s = %d %q, want %d %q: %s", r.name, p, status, prob.Code, wantStatus, wantCode, strings.TrimSpace(string(raw)))
+				continue
+			}
+			if status < 300 {
+				e.checkGrantEffect(r.name, p, g)
+			} else {
+				e.checkNothingGranted(r.name, p, g)
 			}
 		}
-	})
+	}
 }
 
 // checkGrantEffect checks what an allowed grant did.
 func (e *env) checkGrantEffect(route, principal string, g *grantMesh) {
 	e.t.Helper()
-	switch route {
-	case "leave-with-successor":
+	if route == "leave-with-successor" {
 		// The successor (the member's CLI identity) became admin, and only
 		// because an admin with a whole credential named it.
-		if role := e.roleOf(g, g.otherID); role != "admin" {
+		if role := e.roles(g)[g.otherID]; role != "admin" {
 			e.t.Errorf("%s × %s: successor role %q, want admin", route, principal, role)
 		}
 	}
 }
 
 // checkNothingGranted checks that a refused grant changed nothing: the
-// successor is still a plain member and every member is still live.
+// other identity is still a plain member and every member is still live.
 func (e *env) checkNothingGranted(route, principal string, g *grantMesh) {
 	e.t.Helper()
 	if principal == "archived-mesh-key" {
-		return
+		return // nobody reads an archived mesh's members
 	}
-	if role := e.roleOf(g, g.otherID); role != "member" {
-		e.t.Errorf("%s × %s was refused but the other identity is now %q", route, principal, role)
+	roles := e.roles(g)
+	if roles[g.otherID] != "member" {
+		e.t.Errorf("%s × %s was refused but the other identity is now %q", route, principal, roles[g.otherID])
 	}
 	for _, id := range []string{g.ownerID, g.adminID, g.memberID} {
-		if e.roleOf(g, id) == "" {
+		if roles[id] == "" {
 			e.t.Errorf("%s × %s was refused but member %s is gone", route, principal, id)
 		}
 	}
 }
 
-// roleOf reads a live member's role through the owner's session ("" = gone).
-func (e *env) roleOf(g *grantMesh, memberID string) string {
+// roles reads the live members' roles through the owner's session.
+func (e *env) roles(g *grantMesh) map[string]string {
 	e.t.Helper()
 	var members page[struct {
 		ID   string `json:"id"`
 		Role string `json:"role"`
 	}]
 	e.must("GET", "/v1/members?limit=200", g.archiveBy, nil, http.StatusOK, &members)
+	out := map[string]string{}
 	for _, m := range members.Items {
-		if m.ID == memberID {
-			return m.Role
-		}
+		out[m.ID] = m.Role
 	}
-	return ""
+	return out
 }
