@@ -427,7 +427,7 @@ func TestContractClientSelfCheck(t *testing.T) {
 	}
 	responses := map[string]canned{
 		"GET /health":             {200, "application/json", nil, `{"status":"ok"}`},
-		"GET /ready":              {200, "application/json", nil, `{"status":"degraded"}`},
+		"GET /ready":              {200, "application/json", nil, `{"status":"starting"}`},
 		"GET /metrics":            {200, "text/plain; version=0.0.4; charset=utf-8; escaping=underscores", nil, "# HELP x\nx 1\n"},
 		"GET /openapi.yaml":       {200, "application/yaml", nil, "openapi: 3.0.3\n"},
 		"GET /nowhere":            {404, "application/problem+json", nil, `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}`},
@@ -470,7 +470,7 @@ func TestContractClientSelfCheck(t *testing.T) {
 		wantErr      string // substring of the reported error; "" = must pass
 	}{
 		{"GET", "/health", ""},
-		{"GET", "/ready", `"degraded"`},
+		{"GET", "/ready", `"starting"`},
 		{"GET", "/metrics", ""},
 		{"GET", "/openapi.yaml", ""},
 		{"GET", "/nowhere", ""},

@@ -44,7 +44,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		gaps:        prometheus.NewCounter(prometheus.CounterOpts{Name: "claudemesh_stream_gap_fills_total", Help: "Seq gaps in the live feed filled from the database."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "claudemesh_stream_publish_to_write_seconds",
 			Help: "Time from a commit reaching the hub to its event being written to a subscriber.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
-		nats: prometheus.NewGauge(prometheus.GaugeOpts{Name: "claudemesh_nats_connected", Help: "1 while the link to NATS is up (0 while connecting or lost; absent without NATS_URL)."}),
+		nats: prometheus.NewGauge(prometheus.GaugeOpts{Name: "claudemesh_nats_connected", Help: "1 while the link to NATS is up; 0 while connecting, after a loss, or without NATS_URL."}),
 		presence: prometheus.NewCounter(prometheus.CounterOpts{Name: "claudemesh_presence_batches_total",
 			Help: "Coalesced presence batches published (each carries the latest state of every session that changed in one window)."}),
 	}
