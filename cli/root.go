@@ -180,7 +180,7 @@ else your OS config dir. Exit codes: 0 ok, 1 usage, 2 the broker refused,
 	root.AddCommand(a.joinCommand(), a.whoamiCommand(), a.listCommand(), a.useCommand(),
 		a.peersCommand(), a.statusCommand(), a.summaryCommand(),
 		a.topicCommand(), a.sendCommand(), a.inboxCommand(), a.mcpCommand(), a.hookCommand(),
-		a.installCommand(), a.uninstallCommand(), a.launchCommand())
+		a.installCommand(), a.uninstallCommand(), a.launchCommand(), a.versionCommand())
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}
