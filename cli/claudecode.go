@@ -188,8 +188,3 @@ func (a *app) serverInstalled() bool {
 	}
 	return json.Unmarshal(b, &v) == nil && v.MCPServers[claudecode.ServerName] != nil
 }
-
-// exitError passes a child's exit code through.
-type exitError struct{ code int }
-
-func (e *exitError) Error() string { return "claude exited with status " + fmt.Sprint(e.code) }

@@ -3,14 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/claudemesh/claudemesh-go/claudecode"
-	"github.com/claudemesh/claudemesh-go/client"
 )
 
 // Hook time limits: a hook must never hold Claude Code up. The whole
@@ -80,8 +78,7 @@ func (a *app) hookReport(ctx context.Context, cmd *cobra.Command, status string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, hookCallLimit)
 	defer cancel()
-	r, err := s.API.SetStatusFromHookWithResponse(ctx, client.HookStatusRequest{Status: client.PeerStatus(status), Pid: os.Getppid(), Cwd: cwd})
-	if err := s.Check(err, r, http.StatusOK); err != nil {
+	if _, err := s.ReportStatus(ctx, status, nil, os.Getppid(), cwd); err != nil {
 		fmt.Fprintf(errOut, "claudemesh hook: status %s not reported: %v\n", status, err)
 	}
 }

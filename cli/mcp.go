@@ -8,13 +8,13 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
 
 	"github.com/claudemesh/claudemesh-go/claudecode"
 	"github.com/claudemesh/claudemesh-go/mcpserver"
+	"github.com/claudemesh/claudemesh-go/peer"
 )
 
 // version is reported to MCP clients.
@@ -61,12 +61,8 @@ Diagnostics go to stderr.`,
 			opt := mcpserver.Options{Home: a.home, Mesh: mesh, HTTP: a.env.HTTP, SessionID: sid, Pid: ppid, Cwd: cwd,
 				Channel: channel, Version: version,
 				Logf: func(format string, args ...any) { fmt.Fprintf(errOut, "claudemesh mcp: "+format+"\n", args...) }}
-			if v := a.env.Getenv("CLAUDEMESH_RESEAL_INTERVAL"); v != "" {
-				d, err := time.ParseDuration(v)
-				if err != nil || d <= 0 {
-					return usagef("CLAUDEMESH_RESEAL_INTERVAL must be a positive duration like 30s, got %q", v)
-				}
-				opt.ResealEvery = d
+			if opt.ResealEvery, err = peer.ResealInterval(a.env.Getenv); err != nil {
+				return usagef("%v", err)
 			}
 			if !noWatch {
 				opt.Watch = a.transcriptWatch(cwd, sid)

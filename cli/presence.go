@@ -2,14 +2,11 @@ package cli
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/claudemesh/claudemesh-go/client"
 )
 
 // peerView is a connected session as --json prints it.
@@ -39,18 +36,9 @@ func (a *app) peersCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var peers []client.Peer
-			var cursor *string
-			for {
-				r, err := s.api.ListPeersWithResponse(cmd.Context(), &client.ListPeersParams{Limit: ptr(client.Limit(200)), Cursor: cursor})
-				if err := s.check(err, r, http.StatusOK); err != nil {
-					return err
-				}
-				peers = append(peers, r.JSON200.Items...)
-				if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
-					break
-				}
-				cursor = r.JSON200.NextCursor
+			peers, err := s.p.ListPeers(cmd.Context())
+			if err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -129,11 +117,11 @@ func (a *app) summaryCommand() *cobra.Command {
 			// Keep the session's current status: find it among the peers.
 			cwd, _ := os.Getwd()
 			st := "idle"
-			r, err := s.api.ListPeersWithResponse(cmd.Context(), &client.ListPeersParams{Limit: ptr(client.Limit(200))})
-			if err := s.check(err, r, http.StatusOK); err != nil {
+			peers, err := s.p.ListPeers(cmd.Context())
+			if err != nil {
 				return err
 			}
-			for _, p := range r.JSON200.Items {
+			for _, p := range peers {
 				if p.MemberId.String() == s.mesh.MemberID && p.Cwd == cwd {
 					st = string(p.Status)
 				}
@@ -153,16 +141,16 @@ func (a *app) reportStatus(cmd *cobra.Command, status string, summary *string) e
 	if err != nil {
 		return err
 	}
-	r, err := s.api.SetStatusFromHookWithResponse(cmd.Context(), client.HookStatusRequest{Status: client.PeerStatus(status), Pid: os.Getppid(), Cwd: cwd, Summary: summary})
-	if err := s.check(err, r, http.StatusOK); err != nil {
+	res, err := s.p.ReportStatus(cmd.Context(), status, summary, os.Getppid(), cwd)
+	if err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	switch res := string(r.JSON200.Result); {
-	case res == "stashed":
+	switch r := string(res.Result); {
+	case r == "stashed":
 		fmt.Fprintf(out, "no session of yours is connected from %s yet: the broker keeps %s for 10 s\n", cwd, status)
-	case res == "unchanged" && r.JSON200.Session != nil:
-		fmt.Fprintf(out, "unchanged: your session stays %s (only a manual status lifts dnd)\n", r.JSON200.Session.Status)
+	case r == "unchanged" && res.Session != nil:
+		fmt.Fprintf(out, "unchanged: your session stays %s (only a manual status lifts dnd)\n", res.Session.Status)
 	default:
 		msg := "status " + status
 		if summary != nil {

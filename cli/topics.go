@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/claudemesh/claudemesh-go/client"
-	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/peer"
 )
 
@@ -127,7 +124,7 @@ func (a *app) topicCreateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			name := topicName(args[0])
+			name := peer.TopicName(args[0])
 			req := client.CreateTopicRequest{Name: name, Visibility: ptr(client.CreateTopicRequestVisibility(visibility))}
 			if description != "" {
 				req.Description = &description
@@ -160,7 +157,7 @@ func (a *app) topicJoinCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			name := topicName(args[0])
+			name := peer.TopicName(args[0])
 			r, err := s.api.JoinTopicWithResponse(cmd.Context(), name)
 			if err := s.check(err, r, http.StatusOK, http.StatusCreated); err != nil {
 				return topicHint(err, name)
@@ -182,7 +179,7 @@ func (a *app) topicLeaveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			name := topicName(args[0])
+			name := peer.TopicName(args[0])
 			me, err := uuid.Parse(s.mesh.MemberID)
 			if err != nil {
 				return fmt.Errorf("member id in the config: %w", err)
@@ -209,7 +206,7 @@ func (a *app) topicMembersCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			name := topicName(args[0])
+			name := peer.TopicName(args[0])
 			var items []client.TopicMember
 			var cursor *string
 			for {
@@ -252,7 +249,7 @@ func (a *app) topicReadCommand() *cobra.Command {
 		Example: "  claudemesh topic read deploys\n  claudemesh topic read deploys 1042",
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name := topicName(args[0])
+			name := peer.TopicName(args[0])
 			var seq *int64
 			if len(args) == 2 {
 				n, err := strconv.ParseInt(args[1], 10, 64)
@@ -286,70 +283,87 @@ func (a *app) topicReadCommand() *cobra.Command {
 	}
 }
 
+type topicHistoryOptions struct {
+	app   *app
+	io    ioStreams
+	Topic string
+	Limit int
+	JSON  bool
+}
+
 func (a *app) topicHistoryCommand() *cobra.Command {
-	var asJSON bool
-	var limit int
+	opts := &topicHistoryOptions{app: a}
 	c := &cobra.Command{
 		Use:     "history <name>",
 		Short:   "Show a topic's recent messages, decrypted",
 		Example: "  claudemesh topic history deploys\n  claudemesh topic history deploys --limit 200 --json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if limit < 1 || limit > 200 {
-				return usagef("--limit must be 1 to 200, got %d", limit)
-			}
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			name := topicName(args[0])
-			r, err := s.api.ListMessagesWithResponse(cmd.Context(), name, &client.ListMessagesParams{Limit: ptr(limit)})
-			if err := s.check(err, r, http.StatusOK); err != nil {
-				return topicHint(err, name)
-			}
-			keys := newTopicKeys(s, name)
-			items := r.JSON200.Items
-			for i := range items {
-				if items[i].BodyVersion == client.MessageBodyVersionN2 {
-					if _, _, err := keys.Get(cmd.Context(), max(items[i].KeyEpoch, 1), time.Hour); err != nil {
-						return topicHint(err, name)
-					}
-				}
-			}
-			slices.Reverse(items) // newest first → oldest first
-			out := cmd.OutOrStdout()
-			now := a.env.Now()
-			pending := 0
-			for i := range items {
-				v := viewMessage(&items[i], keys.Held)
-				if v.Pending {
-					pending++
-				}
-				if asJSON {
-					if err := writeJSON(out, v); err != nil {
-						return err
-					}
-					continue
-				}
-				printMessage(out, v, now)
-			}
-			if !asJSON && len(items) == 0 {
-				fmt.Fprintf(out, "#%s has no messages yet\n", name)
-			}
-			if pending > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%d message(s) are pending: nobody has sealed #%s's key for you yet (a key holder's `claudemesh topic tail %s` does it)\n", pending, name, name)
-			}
-			return nil
+			opts.io, opts.Topic = streamsOf(cmd), args[0]
+			return runTopicHistory(cmd.Context(), opts)
 		},
 	}
-	c.Flags().IntVar(&limit, "limit", 50, "how many of the newest messages (1-200)")
-	jsonFlag(c, &asJSON)
+	c.Flags().IntVar(&opts.Limit, "limit", 50, "how many of the newest messages (1-200)")
+	jsonFlag(c, &opts.JSON)
 	return c
 }
 
+func runTopicHistory(ctx context.Context, opts *topicHistoryOptions) error {
+	if opts.Limit < 1 || opts.Limit > 200 {
+		return usagef("--limit must be 1 to 200, got %d", opts.Limit)
+	}
+	s, err := opts.app.session()
+	if err != nil {
+		return err
+	}
+	name := peer.TopicName(opts.Topic)
+	r, err := s.api.ListMessagesWithResponse(ctx, name, &client.ListMessagesParams{Limit: ptr(opts.Limit)})
+	if err := s.check(err, r, http.StatusOK); err != nil {
+		return topicHint(err, name)
+	}
+	keys := peer.NewTopicKeys(s.p, name)
+	items := r.JSON200.Items
+	slices.Reverse(items) // newest first → oldest first
+	out := opts.io.Out
+	now := opts.app.env.Now()
+	pending := 0
+	for i := range items {
+		o, err := keys.OpenFetching(ctx, &items[i], time.Hour)
+		if err != nil {
+			return topicHint(err, name)
+		}
+		v := viewMessage(&items[i], o)
+		if v.Pending {
+			pending++
+		}
+		if opts.JSON {
+			if err := writeJSON(out, v); err != nil {
+				return err
+			}
+			continue
+		}
+		printMessage(out, v, now)
+	}
+	if !opts.JSON && len(items) == 0 {
+		fmt.Fprintf(out, "#%s has no messages yet\n", name)
+	}
+	if pending > 0 {
+		fmt.Fprintf(opts.io.ErrOut, "%d message(s) are pending: nobody has sealed #%s's key for you yet (a key holder's `claudemesh topic tail %s` does it)\n", pending, name, name)
+	}
+	return nil
+}
+
+type topicPostOptions struct {
+	app     *app
+	io      ioStreams
+	Topic   string
+	Text    string // "-" reads stdin
+	ReplyTo string
+	JSON    bool
+}
+
 func (a *app) topicPostCommand() *cobra.Command {
-	var replyTo string
-	var asJSON bool
+	opts := &topicPostOptions{app: a}
 	c := &cobra.Command{
 		Use:   "post <name> <text|->",
 		Short: "Post an end-to-end encrypted message to a topic (- reads stdin)",
@@ -359,74 +373,68 @@ topic whose key nobody has sealed for you yet it sends nothing and exits 2.`,
 		Example: "  claudemesh topic post deploys \"v1.4 is out\"\n  git log -1 | claudemesh topic post deploys -\n  claudemesh topic post deploys \"agreed\" --reply-to 0193a1b2-...",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			text := args[1]
-			if text == "-" {
-				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
-				if err != nil {
-					return fmt.Errorf("read stdin: %w", err)
-				}
-				text = strings.TrimRight(string(b), "\n")
-			}
-			if strings.TrimSpace(text) == "" {
-				return usagef("the message is empty")
-			}
-			var reply *uuid.UUID
-			if replyTo != "" {
-				u, err := uuid.Parse(replyTo)
-				if err != nil {
-					return usagef("--reply-to must be a message id, got %q", replyTo)
-				}
-				reply = &u
-			}
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			name := topicName(args[0])
-			keys := newTopicKeys(s, name)
-			cid := newClientID()
-			var r *client.PostMessageResponse
-			for attempt := 0; ; attempt++ {
-				key, epoch, err := keys.KeyForPosting(cmd.Context())
-				if err != nil {
-					return topicHint(err, name)
-				}
-				ct, nonce, err := meshcrypto.EncryptV2(key, []byte(text))
-				if err != nil {
-					return err
-				}
-				r, err = s.api.PostMessageWithResponse(cmd.Context(), client.PostMessageRequest{Topic: name, BodyVersion: client.PostMessageRequestBodyVersionN2,
-					Ciphertext: ct, Nonce: &nonce, KeyEpoch: &epoch, ReplyToId: reply, ClientMessageId: &cid})
-				err = s.check(err, r, http.StatusCreated, http.StatusOK)
-				var ae *peer.APIError
-				if err != nil && errors.As(err, &ae) && attempt < 2 &&
-					(ae.Code() == "key_epoch_mismatch" || ae.Code() == "topic_key_unclaimed") {
-					continue // the key rotated between reading it and posting: use the new one
-				}
-				if err != nil {
-					return topicHint(err, name)
-				}
-				break
-			}
-			m := r.JSON201
-			if m == nil {
-				m = r.JSON200
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"id": m.Id, "seq": m.Seq, "topic": m.Topic})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "posted to #%s (seq %d)\n", m.Topic, m.Seq)
-			return nil
+			opts.io, opts.Topic, opts.Text = streamsOf(cmd), args[0], args[1]
+			return runTopicPost(cmd.Context(), opts)
 		},
 	}
-	c.Flags().StringVar(&replyTo, "reply-to", "", "the id of the message this answers")
-	jsonFlag(c, &asJSON)
+	c.Flags().StringVar(&opts.ReplyTo, "reply-to", "", "the id of the message this answers")
+	jsonFlag(c, &opts.JSON)
 	return c
 }
 
-// newClientID is an idempotency key for one post or send.
-func newClientID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "cli-" + hex.EncodeToString(b[:])
+func runTopicPost(ctx context.Context, opts *topicPostOptions) error {
+	text := opts.Text
+	if text == "-" {
+		b, err := io.ReadAll(io.LimitReader(opts.io.In, 1<<20))
+		if err != nil {
+			return fmt.Errorf("read stdin: %w", err)
+		}
+		text = strings.TrimRight(string(b), "\n")
+	}
+	if strings.TrimSpace(text) == "" {
+		return usagef("the message is empty")
+	}
+	var reply *uuid.UUID
+	if opts.ReplyTo != "" {
+		u, err := uuid.Parse(opts.ReplyTo)
+		if err != nil {
+			return usagef("--reply-to must be a message id, got %q", opts.ReplyTo)
+		}
+		reply = &u
+	}
+	s, err := opts.app.session()
+	if err != nil {
+		return err
+	}
+	name := peer.TopicName(opts.Topic)
+	m, err := peer.NewTopicKeys(s.p, name).Post(ctx, text, peer.PostOptions{ReplyTo: reply, ClientPrefix: "cli"})
+	if err != nil {
+		return topicHint(err, name)
+	}
+	if opts.JSON {
+		return writeJSON(opts.io.Out, map[string]any{"id": m.Id, "seq": m.Seq, "topic": m.Topic})
+	}
+	fmt.Fprintf(opts.io.Out, "posted to #%s (seq %d)\n", m.Topic, m.Seq)
+	return nil
+}
+
+// topicHint adds the next step for topic-level refusals.
+func topicHint(err error, topic string) error {
+	var ae *peer.APIError
+	if !asAPI(err, &ae) {
+		return err
+	}
+	switch ae.Code() {
+	case "not_topic_member":
+		return hint(err, "not a member of #%s: run `claudemesh topic join %s`", topic, topic)
+	case "topic_not_found":
+		return hint(err, "no topic #%s you can see: run `claudemesh topic list`, or create it with `claudemesh topic create %s`", topic, topic)
+	case "observer":
+		return hint(err, "observers of #%s may read but not post: ask a topic lead", topic)
+	case "topic_archived":
+		return hint(err, "#%s is archived: it takes no new messages", topic)
+	case "seal_not_found":
+		return hint(err, "no key for you in #%s yet: a member holding it seals it for you while their `claudemesh topic tail %s` runs; try again then", topic, topic)
+	}
+	return err
 }

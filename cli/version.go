@@ -22,7 +22,7 @@ func buildVersion() string {
 }
 
 func (a *app) versionCommand() *cobra.Command {
-	return &cobra.Command{Use: "version", Short: "Print the claudemesh version", Args: cobra.NoArgs,
+	return &cobra.Command{Use: "version", Short: "Print the claudemesh version", Args: cobra.NoArgs, Example: "  claudemesh version",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintln(cmd.OutOrStdout(), "claudemesh", buildVersion())
 			return nil

@@ -82,3 +82,32 @@ func (s *Session) ResolveMember(ctx context.Context, to string) (client.Member, 
 		cursor = r.JSON200.NextCursor
 	}
 }
+
+// ListPeers reads the mesh's connected sessions, all pages.
+func (s *Session) ListPeers(ctx context.Context) ([]client.Peer, error) {
+	limit := client.Limit(200)
+	var out []client.Peer
+	var cursor *string
+	for {
+		r, err := s.API.ListPeersWithResponse(ctx, &client.ListPeersParams{Limit: &limit, Cursor: cursor})
+		if err := s.Check(err, r, http.StatusOK); err != nil {
+			return out, err
+		}
+		out = append(out, r.JSON200.Items...)
+		if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
+			return out, nil
+		}
+		cursor = r.JSON200.NextCursor
+	}
+}
+
+// ReportStatus reports the status of this member's session running in
+// cwd over REST (POST /hook/set-status), as hooks and `claudemesh status`
+// do; pid is the Claude Code process.
+func (s *Session) ReportStatus(ctx context.Context, status string, summary *string, pid int, cwd string) (*client.HookStatusResult, error) {
+	r, err := s.API.SetStatusFromHookWithResponse(ctx, client.HookStatusRequest{Status: client.PeerStatus(status), Pid: pid, Cwd: cwd, Summary: summary})
+	if err := s.Check(err, r, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return r.JSON200, nil
+}

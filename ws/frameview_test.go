@@ -1,0 +1,77 @@
+package ws_test
+
+import (
+	"encoding/json"
+	"time"
+
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/wsproto"
+)
+
+// frameView reads any server frame's fields at once, for assertions; the
+// client code decodes each frame into its own wsproto struct instead.
+type frameView struct {
+	Type         string                 `json:"type"`
+	Ref          string                 `json:"ref"`
+	Nonce        string                 `json:"nonce"`
+	ConnectionID string                 `json:"connectionId"`
+	Member       *wsproto.MemberRef     `json:"member"`
+	Session      *wsproto.PeerView      `json:"session"`
+	To           string                 `json:"to"`
+	IDs          []string               `json:"ids"`
+	Seq          int64                  `json:"seq"`
+	Replayed     *bool                  `json:"replayed"`
+	Skipped      []string               `json:"skipped"`
+	Missing      []string               `json:"missing"`
+	Acked        *int                   `json:"acked"`
+	Changed      *bool                  `json:"changed"`
+	ID           string                 `json:"id"`
+	From         *wsproto.MemberRef     `json:"from"`
+	Priority     string                 `json:"priority"`
+	Ciphertext   string                 `json:"ciphertext"`
+	CreatedAt    time.Time              `json:"createdAt"`
+	Attempt      int                    `json:"attempt"`
+	Data         json.RawMessage        `json:"data"`
+	Peers        []wsproto.PeerView     `json:"peers"`
+	Messages     []wsproto.MessageState `json:"messages"`
+	Topics       []string               `json:"topics"`
+	LastSeq      int64                  `json:"lastSeq"`
+	Resumed      bool                   `json:"resumed"`
+	Clamped      bool                   `json:"clamped"`
+	Code         string                 `json:"code"`
+	Message      string                 `json:"message"`
+	Reason       string                 `json:"reason"`
+	Reconnect    *bool                  `json:"reconnect"`
+}
+
+// fv decodes a frame for assertions (a zero view when f is nil).
+func fv(f *wsclient.Frame) frameView {
+	var v frameView
+	if f != nil {
+		_ = json.Unmarshal(f.Raw, &v)
+	}
+	return v
+}
+
+// toMap renders a frame struct as a map, for tests that then change or
+// drop fields to send what the protocol does not allow.
+func toMap(v any) map[string]any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// decodeData reads a message, notification or presence frame's data.
+func decodeData(f *wsclient.Frame, v any) error {
+	e, err := wsclient.As[wsproto.Event](f)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(e.Data, v)
+}
