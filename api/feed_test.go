@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/claudemesh/claudemesh-go/models"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
@@ -35,14 +36,14 @@ var transports = map[string]func(t *testing.T, e *env, p cryptoPeer, meshID stri
 			sub["since"] = since
 		}
 		if got := wsSend(t, c, sub); got.Type != wsproto.TypeSubscribed {
-			t.Fatalf("subscribe: %s %s", got.Type, fv(got).Code)
+			t.Fatalf("subscribe: %s %s", got.Type, peertest.View(got).Code)
 		}
 		return feedReader{
 			next: func(t *testing.T) int64 {
 				var ev struct {
 					Seq int64 `json:"seq"`
 				}
-				if err := decodeData(wsNext(t, c, wsproto.TypeMessage), &ev); err != nil {
+				if err := peertest.DecodeData(wsNext(t, c, wsproto.TypeMessage), &ev); err != nil {
 					t.Fatal(err)
 				}
 				return ev.Seq

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/wsproto"
 	"net/http"
 	"strings"
@@ -100,12 +101,12 @@ func TestHookSetStatus(t *testing.T) {
 		// Held while working, released by the hook's idle.
 		held := wsSend(t, ca, sealFor(t, alice, bob, "after your tests", "next", ""))
 		urgent := wsSend(t, ca, sealFor(t, alice, bob, "prod is down", "now", ""))
-		if p := wsNext(t, cb, wsproto.TypePush); fv(p).ID != fv(urgent).IDs[0] {
-			t.Fatalf("a working session got %s before the urgent message", fv(p).ID)
+		if p := wsNext(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(urgent).IDs[0] {
+			t.Fatalf("a working session got %s before the urgent message", peertest.View(p).ID)
 		}
 		e.must("POST", "/hook/set-status", bob.APIKey.Key, map[string]any{"status": "idle", "pid": pid, "cwd": cwd}, http.StatusOK, &out)
-		if p := wsNext(t, cb, wsproto.TypePush); fv(p).ID != fv(held).IDs[0] {
-			t.Fatalf("idle released %s, want the held message", fv(p).ID)
+		if p := wsNext(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(held).IDs[0] {
+			t.Fatalf("idle released %s, want the held message", peertest.View(p).ID)
 		}
 
 		// dnd set by bob himself is never cleared by a hook.

@@ -26,6 +26,7 @@ import (
 	"github.com/claudemesh/claudemesh-go/api"
 	"github.com/claudemesh/claudemesh-go/models"
 	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
@@ -78,7 +79,7 @@ func BenchmarkWSDirectRoundTrip(b *testing.B) {
 			mu.Lock()
 			oneWay = append(oneWay, time.Since(time.Unix(0, sentAt.Load())))
 			mu.Unlock()
-			_ = cb.Send(ctx, map[string]any{"type": "ack", "ids": []string{fv(f).ID}})
+			_ = cb.Send(ctx, map[string]any{"type": "ack", "ids": []string{peertest.View(f).ID}})
 			_ = cb.Send(ctx, toAlice)
 		}
 	}()
@@ -97,7 +98,7 @@ func BenchmarkWSDirectRoundTrip(b *testing.B) {
 			}
 			if f.Type == wsproto.TypePush {
 				rtt = append(rtt, time.Since(start))
-				if err := ca.Send(ctx, map[string]any{"type": "ack", "ids": []string{fv(f).ID}}); err != nil {
+				if err := ca.Send(ctx, map[string]any{"type": "ack", "ids": []string{peertest.View(f).ID}}); err != nil {
 					b.Fatal(err)
 				}
 				break

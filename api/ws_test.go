@@ -16,6 +16,7 @@ import (
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/models/storetest"
 	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
@@ -69,7 +70,7 @@ func sealFor(t testing.TB, from, to cryptoPeer, text, priority, cid string) map[
 	if err != nil {
 		t.Fatal(err)
 	}
-	return toMap(f)
+	return peertest.ToMap(f)
 }
 
 func TestWSRequiresAnUpgrade(t *testing.T) {
@@ -126,7 +127,7 @@ func TestWSAckedSendSurvivesRestart(t *testing.T) {
 			alice, bob := e1.joinWithIdentity(inv, "alice"), e1.joinWithIdentity(inv, "bob")
 			ca := e1.dialPeer(alice, m.Mesh.ID, "a")
 			ack := wsSend(t, ca, sealFor(t, alice, bob, "survive this", "now", "r-1"))
-			if ack.Type != wsproto.TypeAck || len(fv(ack).IDs) != 1 {
+			if ack.Type != wsproto.TypeAck || len(peertest.View(ack).IDs) != 1 {
 				t.Fatalf("ack = %+v", ack)
 			}
 			ended := make(chan error, 1)
@@ -146,19 +147,19 @@ func TestWSAckedSendSurvivesRestart(t *testing.T) {
 			e2, _ := brokerOn(t, opt, nil)
 			cb := e2.dialPeer(bob, m.Mesh.ID, "b")
 			p := wsNext(t, cb, wsproto.TypePush)
-			plain, err := meshcrypto.OpenDirect(fv(p).Ciphertext, fv(p).Nonce, bob.id, fv(p).From.Pubkey)
-			if fv(p).ID != fv(ack).IDs[0] || err != nil || string(plain) != "survive this" || fv(p).Attempt != 1 {
+			plain, err := meshcrypto.OpenDirect(peertest.View(p).Ciphertext, peertest.View(p).Nonce, bob.id, peertest.View(p).From.Pubkey)
+			if peertest.View(p).ID != peertest.View(ack).IDs[0] || err != nil || string(plain) != "survive this" || peertest.View(p).Attempt != 1 {
 				t.Fatalf("push after restart = %+v (%q, %v)", p, plain, err)
 			}
-			if r := wsSend(t, cb, map[string]any{"type": "ack", "ids": []string{fv(p).ID}}); fv(r).Acked == nil || *fv(r).Acked != 1 {
+			if r := wsSend(t, cb, map[string]any{"type": "ack", "ids": []string{peertest.View(p).ID}}); peertest.View(r).Acked == nil || *peertest.View(r).Acked != 1 {
 				t.Fatalf("ack reply = %+v", r)
 			}
 			_ = cb.Close()
 			ca2 := e2.dialPeer(alice, m.Mesh.ID, "a")
 			cb = e2.dialPeer(bob, m.Mesh.ID, "b")
 			marker := wsSend(t, ca2, sealFor(t, alice, bob, "marker", "now", ""))
-			if p := wsNext(t, cb, wsproto.TypePush); fv(p).ID != fv(marker).IDs[0] {
-				t.Fatalf("after the ack bob got %s again, want only the marker", fv(p).ID)
+			if p := wsNext(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(marker).IDs[0] {
+				t.Fatalf("after the ack bob got %s again, want only the marker", peertest.View(p).ID)
 			}
 		})
 	}
@@ -192,7 +193,7 @@ func TestWS1000DirectMessages(t *testing.T) {
 					}
 					if f.Type == wsproto.TypePush {
 						got <- f
-						_ = cb.Send(context.Background(), map[string]any{"type": "ack", "ids": []string{fv(f).ID}})
+						_ = cb.Send(context.Background(), map[string]any{"type": "ack", "ids": []string{peertest.View(f).ID}})
 					}
 				}
 			}()
@@ -208,7 +209,7 @@ func TestWS1000DirectMessages(t *testing.T) {
 							t.Error(err)
 							return
 						}
-						if a := wsSend(t, c, toMap(f)); a.Type != wsproto.TypeAck {
+						if a := wsSend(t, c, peertest.ToMap(f)); a.Type != wsproto.TypeAck {
 							t.Errorf("sender %d message %d: %+v", i, n, a)
 							return
 						}
@@ -228,11 +229,11 @@ func TestWS1000DirectMessages(t *testing.T) {
 					if !ok {
 						t.Fatal("bob's connection ended")
 					}
-					if seen[fv(f).ID] {
-						t.Fatalf("%s delivered twice", fv(f).ID)
+					if seen[peertest.View(f).ID] {
+						t.Fatalf("%s delivered twice", peertest.View(f).ID)
 					}
-					seen[fv(f).ID] = true
-					plain, err := meshcrypto.OpenDirect(fv(f).Ciphertext, fv(f).Nonce, bob.id, fv(f).From.Pubkey)
+					seen[peertest.View(f).ID] = true
+					plain, err := meshcrypto.OpenDirect(peertest.View(f).Ciphertext, peertest.View(f).Nonce, bob.id, peertest.View(f).From.Pubkey)
 					if err != nil {
 						t.Fatal(err)
 					}

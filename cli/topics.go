@@ -56,26 +56,19 @@ func (a *app) topicListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			topics, err := s.p.ListTopics(cmd.Context())
+			if err != nil {
+				return err
+			}
 			var views []topicView
-			var cursor *string
-			for {
-				r, err := s.api.ListTopicsWithResponse(cmd.Context(), &client.ListTopicsParams{Limit: ptr(client.Limit(200)), Cursor: cursor})
-				if err := s.check(err, r, http.StatusOK); err != nil {
-					return err
+			for _, t := range topics {
+				v := topicView{Name: t.Name, ID: t.Id.String(), Description: t.Description, Visibility: string(t.Visibility),
+					Keyed: t.Keyed, Joined: t.Joined, Unread: t.Unread, LastReadSeq: t.LastReadSeq}
+				if t.Role != nil {
+					role := string(*t.Role)
+					v.Role = &role
 				}
-				for _, t := range r.JSON200.Items {
-					v := topicView{Name: t.Name, ID: t.Id.String(), Description: t.Description, Visibility: string(t.Visibility),
-						Keyed: t.Keyed, Joined: t.Joined, Unread: t.Unread, LastReadSeq: t.LastReadSeq}
-					if t.Role != nil {
-						role := string(*t.Role)
-						v.Role = &role
-					}
-					views = append(views, v)
-				}
-				if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
-					break
-				}
-				cursor = r.JSON200.NextCursor
+				views = append(views, v)
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {

@@ -85,19 +85,29 @@ func (s *Session) ResolveMember(ctx context.Context, to string) (client.Member, 
 
 // ListPeers reads the mesh's connected sessions, all pages.
 func (s *Session) ListPeers(ctx context.Context) ([]client.Peer, error) {
-	limit := client.Limit(200)
-	var out []client.Peer
-	var cursor *string
-	for {
+	return allPages(ctx, func(ctx context.Context, limit client.Limit, cursor *string) ([]client.Peer, bool, *string, error) {
 		r, err := s.API.ListPeersWithResponse(ctx, &client.ListPeersParams{Limit: &limit, Cursor: cursor})
 		if err := s.Check(err, r, http.StatusOK); err != nil {
+			return nil, false, nil, err
+		}
+		return r.JSON200.Items, r.JSON200.HasMore, r.JSON200.NextCursor, nil
+	})
+}
+
+// allPages reads a keyset-paged list to its end, 200 items a request.
+func allPages[T any](ctx context.Context, page func(ctx context.Context, limit client.Limit, cursor *string) ([]T, bool, *string, error)) ([]T, error) {
+	var out []T
+	var cursor *string
+	for {
+		items, more, next, err := page(ctx, 200, cursor)
+		if err != nil {
 			return out, err
 		}
-		out = append(out, r.JSON200.Items...)
-		if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
+		out = append(out, items...)
+		if !more || next == nil {
 			return out, nil
 		}
-		cursor = r.JSON200.NextCursor
+		cursor = next
 	}
 }
 

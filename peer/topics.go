@@ -115,20 +115,13 @@ func (k *TopicKeys) OpenFetching(ctx context.Context, m *client.Message, minGap 
 
 // ListTopics reads every topic this member can see, all pages.
 func (s *Session) ListTopics(ctx context.Context) ([]client.Topic, error) {
-	limit := client.Limit(200)
-	var out []client.Topic
-	var cursor *string
-	for {
+	return allPages(ctx, func(ctx context.Context, limit client.Limit, cursor *string) ([]client.Topic, bool, *string, error) {
 		r, err := s.API.ListTopicsWithResponse(ctx, &client.ListTopicsParams{Limit: &limit, Cursor: cursor})
 		if err := s.Check(err, r, http.StatusOK); err != nil {
-			return out, err
+			return nil, false, nil, err
 		}
-		out = append(out, r.JSON200.Items...)
-		if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
-			return out, nil
-		}
-		cursor = r.JSON200.NextCursor
-	}
+		return r.JSON200.Items, r.JSON200.HasMore, r.JSON200.NextCursor, nil
+	})
 }
 
 // DefaultResealInterval is how often a key holder seals topic keys for

@@ -11,6 +11,7 @@ import (
 
 	"github.com/claudemesh/claudemesh-go/models"
 	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/ws"
 	"github.com/claudemesh/claudemesh-go/wsproto"
 )
@@ -24,47 +25,47 @@ func TestOfflineQueueRedeliveryAndIdempotency(t *testing.T) {
 		alice, bob := w.join("alice"), w.join("bob")
 		ca := w.dial(alice, "a")
 		ack := send(t, ca, direct(t, alice, bob, "while you were out", "next", "m-1"))
-		if ack.Type != wsproto.TypeAck || len(fv(ack).IDs) != 1 || *fv(ack).Replayed || fv(ack).To != bob.p.MemberID {
+		if ack.Type != wsproto.TypeAck || len(peertest.View(ack).IDs) != 1 || *peertest.View(ack).Replayed || peertest.View(ack).To != bob.p.MemberID {
 			t.Fatalf("ack = %+v", ack)
 		}
 		again := send(t, ca, direct(t, alice, bob, "while you were out (retry)", "next", "m-1"))
-		if !*fv(again).Replayed || fv(again).IDs[0] != fv(ack).IDs[0] {
+		if !*peertest.View(again).Replayed || peertest.View(again).IDs[0] != peertest.View(ack).IDs[0] {
 			t.Fatalf("retry = %+v, want the first row replayed", again)
 		}
 
 		cb := w.dial(bob, "b")
 		p := next(t, cb, wsproto.TypePush)
-		if fv(p).ID != fv(ack).IDs[0] || fv(p).Attempt != 1 || fv(p).From.ID != alice.p.MemberID || open(t, p, bob) != "while you were out" {
+		if peertest.View(p).ID != peertest.View(ack).IDs[0] || peertest.View(p).Attempt != 1 || peertest.View(p).From.ID != alice.p.MemberID || open(t, p, bob) != "while you were out" {
 			t.Fatalf("push = %+v", p)
 		}
 		_ = cb.Close() // no ack
 
 		cb = w.dial(bob, "b")
 		p = next(t, cb, wsproto.TypePush)
-		if fv(p).ID != fv(ack).IDs[0] || fv(p).Attempt != 2 {
+		if peertest.View(p).ID != peertest.View(ack).IDs[0] || peertest.View(p).Attempt != 2 {
 			t.Fatalf("redelivery = %+v", p)
 		}
-		if r := send(t, cb, map[string]any{"type": "ack", "ids": []string{fv(p).ID}}); *fv(r).Acked != 1 {
+		if r := send(t, cb, map[string]any{"type": "ack", "ids": []string{peertest.View(p).ID}}); *peertest.View(r).Acked != 1 {
 			t.Fatalf("ack reply = %+v", r)
 		}
 		_ = cb.Close()
 
 		cb = w.dial(bob, "b")
 		m2 := send(t, ca, direct(t, alice, bob, "second", "next", "m-2"))
-		if p := next(t, cb, wsproto.TypePush); fv(p).ID != fv(m2).IDs[0] {
-			t.Fatalf("after ack the first push is %s (%q), want the new message", fv(p).ID, open(t, p, bob))
+		if p := next(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(m2).IDs[0] {
+			t.Fatalf("after ack the first push is %s (%q), want the new message", peertest.View(p).ID, open(t, p, bob))
 		}
 		// Recipients: @name, pubkey and member id all reach bob; a stranger is refused.
 		for _, to := range []string{"@bob", bob.id.PublicKeyHex()} {
 			f := direct(t, alice, bob, "via "+to, "now", "")
 			f["to"] = to
-			if a := send(t, ca, f); a.Type != wsproto.TypeAck || fv(a).To != bob.p.MemberID {
+			if a := send(t, ca, f); a.Type != wsproto.TypeAck || peertest.View(a).To != bob.p.MemberID {
 				t.Errorf("to %s: %+v", to, a)
 			}
 		}
 		f := direct(t, alice, bob, "nobody", "now", "")
 		f["to"] = "@nobody"
-		if e := send(t, ca, f); fv(e).Code != "recipient_not_found" {
+		if e := send(t, ca, f); peertest.View(e).Code != "recipient_not_found" {
 			t.Errorf("to @nobody: %+v", e)
 		}
 	})
@@ -77,18 +78,18 @@ func TestPriorityGating(t *testing.T) {
 		alice, bob := w.join("alice"), w.join("bob")
 		ca, cb := w.dial(alice, "a"), w.dial(bob, "b")
 		for _, status := range []string{models.StatusWorking, models.StatusDND} {
-			if r := send(t, cb, map[string]any{"type": "set_status", "status": status}); fv(r).Session.Status != status {
+			if r := send(t, cb, map[string]any{"type": "set_status", "status": status}); peertest.View(r).Session.Status != status {
 				t.Fatalf("set %s: %+v", status, r)
 			}
 			n := send(t, ca, direct(t, alice, bob, "next while "+status, "next", ""))
 			l := send(t, ca, direct(t, alice, bob, "low while "+status, "low", ""))
 			x := send(t, ca, direct(t, alice, bob, "now while "+status, "now", ""))
-			if p := next(t, cb, wsproto.TypePush); fv(p).ID != fv(x).IDs[0] {
+			if p := next(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(x).IDs[0] {
 				t.Fatalf("%s: first push %q, want the now message", status, open(t, p, bob))
 			}
 			send(t, cb, map[string]any{"type": "set_status", "status": "idle"})
 			for _, want := range []*wsclient.Frame{n, l} {
-				if p := next(t, cb, wsproto.TypePush); fv(p).ID != fv(want).IDs[0] {
+				if p := next(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(want).IDs[0] {
 					t.Fatalf("%s: released %q out of order", status, open(t, p, bob))
 				}
 			}
@@ -113,13 +114,13 @@ func TestStatusTTLReleasesHeldMessages(t *testing.T) {
 		if err := w.srv.Sweep(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if p := next(t, cb, wsproto.TypePush); fv(p).ID != fv(held).IDs[0] {
-			t.Fatalf("push %s", fv(p).ID)
+		if p := next(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(held).IDs[0] {
+			t.Fatalf("push %s", peertest.View(p).ID)
 		}
 		for {
 			f := next(t, ca, wsproto.TypePresence)
 			var v ws.PeerView
-			if err := decodeData(f, &v); err != nil {
+			if err := peertest.DecodeData(f, &v); err != nil {
 				t.Fatal(err)
 			}
 			if v.MemberID == bob.p.MemberID && v.Status == models.StatusIdle && v.StatusSource == models.SourceJSONL {
@@ -158,8 +159,8 @@ func TestTwoBrokersNeverPushTwice(t *testing.T) {
 						mu.Lock()
 						perBroker[i]++
 						mu.Unlock()
-						got <- fv(f).ID
-						_ = c.Send(ctx, map[string]any{"type": "ack", "ids": []string{fv(f).ID}})
+						got <- peertest.View(f).ID
+						_ = c.Send(ctx, map[string]any{"type": "ack", "ids": []string{peertest.View(f).ID}})
 					}
 				}
 			}()
@@ -214,7 +215,7 @@ func TestBroadcastTopicsAndSubscribe(t *testing.T) {
 			envs = append(envs, map[string]any{"to": to.p.MemberID, "nonce": f["nonce"], "ciphertext": f["ciphertext"]})
 		}
 		ack := send(t, ca, map[string]any{"type": "send", "to": "*", "priority": "now", "envelopes": envs[:2], "clientMessageId": "all-1"})
-		if len(fv(ack).IDs) != 2 || len(fv(ack).Missing) != 0 || len(fv(ack).Skipped) != 0 {
+		if len(peertest.View(ack).IDs) != 2 || len(peertest.View(ack).Missing) != 0 || len(peertest.View(ack).Skipped) != 0 {
 			t.Fatalf("broadcast ack = %+v", ack)
 		}
 		for _, c := range []struct {
@@ -226,22 +227,22 @@ func TestBroadcastTopicsAndSubscribe(t *testing.T) {
 			}
 		}
 		ack = send(t, ca, map[string]any{"type": "send", "to": "*", "envelopes": []map[string]any{envs[0], envs[2]}})
-		if len(fv(ack).IDs) != 1 || len(fv(ack).Skipped) != 1 || fv(ack).Skipped[0] != dave.p.MemberID || len(fv(ack).Missing) != 1 || fv(ack).Missing[0] != carol.p.MemberID {
+		if len(peertest.View(ack).IDs) != 1 || len(peertest.View(ack).Skipped) != 1 || peertest.View(ack).Skipped[0] != dave.p.MemberID || len(peertest.View(ack).Missing) != 1 || peertest.View(ack).Missing[0] != carol.p.MemberID {
 			t.Fatalf("partial broadcast ack = %+v", ack)
 		}
 
 		sub := send(t, cb, map[string]any{"type": "subscribe", "topics": []string{"#general"}})
-		if sub.Type != wsproto.TypeSubscribed || fv(sub).Resumed || len(fv(sub).Topics) != 1 {
+		if sub.Type != wsproto.TypeSubscribed || peertest.View(sub).Resumed || len(peertest.View(sub).Topics) != 1 {
 			t.Fatalf("subscribed = %+v", sub)
 		}
 		var seqs []int64
 		for i := range 3 {
 			a := send(t, ca, map[string]any{"type": "send", "to": "#general", "bodyVersion": 1, "priority": "next",
 				"ciphertext": base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("post %d @bob", i)))})
-			if a.Type != wsproto.TypeAck || fv(a).Seq == 0 || fv(a).To != "#general" {
+			if a.Type != wsproto.TypeAck || peertest.View(a).Seq == 0 || peertest.View(a).To != "#general" {
 				t.Fatalf("topic ack = %+v", a)
 			}
-			seqs = append(seqs, fv(a).Seq)
+			seqs = append(seqs, peertest.View(a).Seq)
 		}
 		for _, want := range seqs {
 			f := next(t, cb, wsproto.TypeMessage)
@@ -249,27 +250,27 @@ func TestBroadcastTopicsAndSubscribe(t *testing.T) {
 				Seq         int64 `json:"seq"`
 				BodyVersion int   `json:"bodyVersion"`
 			}
-			if err := decodeData(f, &m); err != nil || m.Seq != want || m.BodyVersion != 1 {
+			if err := peertest.DecodeData(f, &m); err != nil || m.Seq != want || m.BodyVersion != 1 {
 				t.Fatalf("live message %+v, want seq %d", m, want)
 			}
 		}
 		// Resume on a new connection from the first seq: the rest is replayed.
 		cb2 := w.dial(bob, "b2")
 		sub = send(t, cb2, map[string]any{"type": "subscribe", "topics": []string{"general"}, "since": seqs[0]})
-		if !fv(sub).Resumed || fv(sub).LastSeq != seqs[2] {
+		if !peertest.View(sub).Resumed || peertest.View(sub).LastSeq != seqs[2] {
 			t.Fatalf("resumed = %+v", sub)
 		}
 		for _, want := range seqs[1:] {
 			var m struct{ Seq int64 }
-			if f := next(t, cb2, wsproto.TypeMessage); decodeData(f, &m) != nil || m.Seq != want {
+			if f := next(t, cb2, wsproto.TypeMessage); peertest.DecodeData(f, &m) != nil || m.Seq != want {
 				t.Fatalf("replayed seq %d, want %d", m.Seq, want)
 			}
 		}
 		// Topic rules are REST's.
-		if e := send(t, ca, map[string]any{"type": "send", "to": "#nope", "bodyVersion": 1, "ciphertext": "aGk="}); fv(e).Code != "topic_not_found" {
+		if e := send(t, ca, map[string]any{"type": "send", "to": "#nope", "bodyVersion": 1, "ciphertext": "aGk="}); peertest.View(e).Code != "topic_not_found" {
 			t.Errorf("unknown topic: %+v", e)
 		}
-		if e := send(t, ca, map[string]any{"type": "subscribe", "topics": []string{"nope"}}); fv(e).Code != "topic_not_found" {
+		if e := send(t, ca, map[string]any{"type": "subscribe", "topics": []string{"nope"}}); peertest.View(e).Code != "topic_not_found" {
 			t.Errorf("subscribe unknown topic: %+v", e)
 		}
 	})
@@ -286,18 +287,18 @@ func TestLimits(t *testing.T) {
 	if a := send(t, ca, direct(t, alice, bob, "0123456789", "now", "")); a.Type != wsproto.TypeAck {
 		t.Fatalf("first send: %+v", a)
 	}
-	if e := send(t, ca, direct(t, alice, bob, strings.Repeat("x", 40), "now", "")); fv(e).Code != "queue_full" {
+	if e := send(t, ca, direct(t, alice, bob, strings.Repeat("x", 40), "now", "")); peertest.View(e).Code != "queue_full" {
 		t.Errorf("over the queued bytes: %+v", e)
 	}
 	big := direct(t, alice, bob, "x", "now", "")
 	big["ciphertext"] = base64.StdEncoding.EncodeToString(make([]byte, 70000))
-	if e := send(t, ca, big); fv(e).Code != "message_too_large" {
+	if e := send(t, ca, big); peertest.View(e).Code != "message_too_large" {
 		t.Errorf("oversized ciphertext: %+v", e)
 	}
-	if e := send(t, ca, direct(t, alice, bob, "x", "now", "")); fv(e).Code != "rate_limited" {
+	if e := send(t, ca, direct(t, alice, bob, "x", "now", "")); peertest.View(e).Code != "rate_limited" {
 		t.Errorf("over the send rate: %+v", e)
 	}
-	if e := send(t, ca, map[string]any{"type": "list_peers"}); e.Type != wsproto.TypePeers || len(fv(e).Peers) != 1 {
+	if e := send(t, ca, map[string]any{"type": "list_peers"}); e.Type != wsproto.TypePeers || len(peertest.View(e).Peers) != 1 {
 		t.Errorf("connection unusable after refusals: %+v", e)
 	}
 
@@ -330,12 +331,12 @@ func TestExpiry(t *testing.T) {
 		}
 		cb := w.dial(bob, "b")
 		fresh := send(t, ca, direct(t, alice, bob, "fresh", "now", ""))
-		if p := next(t, cb, wsproto.TypePush); fv(p).ID != fv(fresh).IDs[0] {
-			t.Fatalf("pushed %s, want only the fresh message (expired %s)", fv(p).ID, fv(old).IDs[0])
+		if p := next(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(fresh).IDs[0] {
+			t.Fatalf("pushed %s, want only the fresh message (expired %s)", peertest.View(p).ID, peertest.View(old).IDs[0])
 		}
 		db, _ := w.store.SQLDB()
 		var n int
-		if err := db.QueryRow("SELECT COUNT(*) FROM audit_events WHERE kind = 'message.expired' AND target = $1", fv(old).IDs[0]).Scan(&n); err != nil || n != 1 {
+		if err := db.QueryRow("SELECT COUNT(*) FROM audit_events WHERE kind = 'message.expired' AND target = $1", peertest.View(old).IDs[0]).Scan(&n); err != nil || n != 1 {
 			t.Errorf("expiry audited %d times (%v)", n, err)
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/models/storetest"
 	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/stream"
 	"github.com/claudemesh/claudemesh-go/ws"
 )
@@ -214,15 +215,15 @@ func direct(t testing.TB, from, to peer, text, priority, cid string) map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	return toMap(f)
+	return peertest.ToMap(f)
 }
 
 // open decrypts a push for its recipient.
 func open(t testing.TB, f *wsclient.Frame, to peer) string {
 	t.Helper()
-	plain, err := meshcrypto.OpenDirect(fv(f).Ciphertext, fv(f).Nonce, to.id, fv(f).From.Pubkey)
+	plain, err := meshcrypto.OpenDirect(peertest.View(f).Ciphertext, peertest.View(f).Nonce, to.id, peertest.View(f).From.Pubkey)
 	if err != nil {
-		t.Fatalf("open push %s: %v", fv(f).ID, err)
+		t.Fatalf("open push %s: %v", peertest.View(f).ID, err)
 	}
 	return string(plain)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/models"
 	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/ws"
 	"github.com/claudemesh/claudemesh-go/wsproto"
 )
@@ -185,7 +186,7 @@ func TestClosedOnRevocation(t *testing.T) {
 		ca, cb, cc := w.dial(alice, "s"), w.dial(bob, "s"), w.dial(carol, "s")
 
 		f := send(t, ca, map[string]any{"type": "hello", "meshId": alice.p.MeshID})
-		if f.Type != wsproto.TypeError || fv(f).Code != "already_authenticated" {
+		if f.Type != wsproto.TypeError || peertest.View(f).Code != "already_authenticated" {
 			t.Errorf("second hello = %+v", f)
 		}
 		again := w.dial(alice, "s")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/claudemesh/claudemesh-go/models"
 	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/ws"
 	"github.com/claudemesh/claudemesh-go/wsproto"
 )
@@ -138,7 +139,7 @@ func TestPingsRepeatUntilPeerFallsSilent(t *testing.T) {
 	}()
 	for {
 		var v ws.PeerView
-		if err := decodeData(next(t, ca, wsproto.TypePresence), &v); err != nil {
+		if err := peertest.DecodeData(next(t, ca, wsproto.TypePresence), &v); err != nil {
 			t.Fatal(err)
 		}
 		if v.MemberID == bob.p.MemberID && v.DisconnectedAt != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/claudemesh/claudemesh-go/models"
 	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/stream"
 	"github.com/claudemesh/claudemesh-go/ws"
 	"github.com/claudemesh/claudemesh-go/wsproto"
@@ -72,7 +73,7 @@ func TestPresenceReachesPeersAndStreams(t *testing.T) {
 		for len(frames) < 3 {
 			f := next(t, ca, wsproto.TypePresence)
 			var v ws.PeerView
-			if err := decodeData(f, &v); err != nil {
+			if err := peertest.DecodeData(f, &v); err != nil {
 				t.Fatal(err)
 			}
 			if v.MemberID == bob.p.MemberID {
@@ -103,8 +104,8 @@ func TestPresenceReachesPeersAndStreams(t *testing.T) {
 		}
 
 		peers := send(t, ca, map[string]any{"type": "list_peers"})
-		if len(fv(peers).Peers) != 1 || fv(peers).Peers[0].MemberID != alice.p.MemberID {
-			t.Errorf("list_peers after bob left = %+v", fv(peers).Peers)
+		if len(peertest.View(peers).Peers) != 1 || peertest.View(peers).Peers[0].MemberID != alice.p.MemberID {
+			t.Errorf("list_peers after bob left = %+v", peertest.View(peers).Peers)
 		}
 		// A reconnecting session keeps dnd; anything else restarts idle.
 		if s := w.dial(bob, "b").Welcome.Session; s.Status != models.StatusDND {
@@ -124,7 +125,7 @@ func TestSilentPeerIsDisconnected(t *testing.T) {
 	for {
 		var v ws.PeerView
 		// alice keeps reading, so she answers her own pings.
-		if err := decodeData(next(t, ca, wsproto.TypePresence), &v); err != nil {
+		if err := peertest.DecodeData(next(t, ca, wsproto.TypePresence), &v); err != nil {
 			t.Fatal(err)
 		}
 		if v.MemberID == bob.p.MemberID && v.DisconnectedAt != nil {

@@ -1,16 +1,20 @@
-package ws_test
+// Package peertest helps tests that talk /ws through peer.Conn: one view
+// of any server frame for assertions, and frames as maps for tests that
+// send what the protocol does not allow. Client code never uses it: it
+// decodes each frame into its own wsproto struct.
+package peertest
 
 import (
 	"encoding/json"
 	"time"
 
-	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer"
 	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
-// frameView reads any server frame's fields at once, for assertions; the
+// FrameView reads any server frame's fields at once, for assertions; the
 // client code decodes each frame into its own wsproto struct instead.
-type frameView struct {
+type FrameView struct {
 	Type         string                 `json:"type"`
 	Ref          string                 `json:"ref"`
 	Nonce        string                 `json:"nonce"`
@@ -44,18 +48,18 @@ type frameView struct {
 	Reconnect    *bool                  `json:"reconnect"`
 }
 
-// fv decodes a frame for assertions (a zero view when f is nil).
-func fv(f *wsclient.Frame) frameView {
-	var v frameView
+// View decodes a frame for assertions (a zero view when f is nil).
+func View(f *peer.Frame) FrameView {
+	var v FrameView
 	if f != nil {
 		_ = json.Unmarshal(f.Raw, &v)
 	}
 	return v
 }
 
-// toMap renders a frame struct as a map, for tests that then change or
+// ToMap renders a frame struct as a map, for tests that then change or
 // drop fields to send what the protocol does not allow.
-func toMap(v any) map[string]any {
+func ToMap(v any) map[string]any {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err)
@@ -67,9 +71,9 @@ func toMap(v any) map[string]any {
 	return m
 }
 
-// decodeData reads a message, notification or presence frame's data.
-func decodeData(f *wsclient.Frame, v any) error {
-	e, err := wsclient.As[wsproto.Event](f)
+// DecodeData reads a message, notification or presence frame's data.
+func DecodeData(f *peer.Frame, v any) error {
+	e, err := peer.As[wsproto.Event](f)
 	if err != nil {
 		return err
 	}
