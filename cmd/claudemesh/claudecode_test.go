@@ -6,12 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/claudemesh/claudemesh-go/client"
+	"github.com/claudemesh/claudemesh-go/internal/npmtest"
 	"github.com/claudemesh/claudemesh-go/peer"
 )
 
@@ -26,8 +28,8 @@ func inCI() bool {
 }
 
 // claudeBinary installs @anthropic-ai/claude-code at claudeCodeVersion
-// with npm into the user cache directory (outside the repository; kept,
-// so reruns are fast) and returns its native binary. Locally the test
+// with npm into the user cache directory (npmtest: outside the repository,
+// kept, so reruns are fast) and returns its native binary. Locally the test
 // skips when CLAUDEMESH_TEST_SKIP_CLAUDE is set or npm is missing; under
 // CI=true it never skips.
 func claudeBinary(t *testing.T) string {
@@ -38,53 +40,28 @@ func claudeBinary(t *testing.T) string {
 		}
 		t.Skip("CLAUDEMESH_TEST_SKIP_CLAUDE is set: not running the real Claude Code")
 	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
+	if _, err := exec.LookPath("npm"); err != nil {
 		if inCI() {
 			t.Fatal("CI=true and npm is missing: cannot install Claude Code")
 		}
 		t.Skip("npm is not installed: cannot install Claude Code (set CI=true to make this a failure)")
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "claudemesh-test", "claude-code-"+claudeCodeVersion)
+	dir := npmtest.Install(t, "@anthropic-ai/claude-code", claudeCodeVersion)
 	// The wrapper's postinstall copies the platform's native binary over
 	// bin/claude.exe; the platform package holds the same binary.
-	candidates := []string{
+	for _, c := range []string{
 		filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe"),
-		filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code-linux-x64", "claude"),
-	}
-	works := func() string {
-		for _, c := range candidates {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			out, err := exec.CommandContext(ctx, c, "--version").Output()
-			cancel()
-			if err == nil && strings.Contains(string(out), claudeCodeVersion) {
-				return c
-			}
+		filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code-"+runtime.GOOS+"-"+runtime.GOARCH, "claude"),
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, c, "--version").Output()
+		cancel()
+		if err == nil && strings.Contains(string(out), claudeCodeVersion) {
+			return c
 		}
-		return ""
 	}
-	if c := works(); c != "" {
-		return c
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", dir,
-		"@anthropic-ai/claude-code@"+claudeCodeVersion)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install @anthropic-ai/claude-code@%s: %v\n%s", claudeCodeVersion, err, out)
-	}
-	c := works()
-	if c == "" {
-		t.Fatalf("Claude Code %s installed in %s but no binary answers --version", claudeCodeVersion, dir)
-	}
-	return c
+	t.Fatalf("Claude Code %s is installed in %s but no native binary there answers --version", claudeCodeVersion, dir)
+	return ""
 }
 
 // claudeEnv is the environment a test Claude Code runs in: the home's
