@@ -57,7 +57,7 @@ func wsSend(t testing.TB, c *wsclient.Conn, f map[string]any) *wsclient.Frame {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	g, err := c.Call(ctx, wsclient.MapFrame(f))
+	g, err := c.Call(ctx, peertest.MapFrame(f))
 	if err != nil {
 		t.Fatalf("waiting for the answer to %v: %v", f["type"], err)
 	}

@@ -240,17 +240,6 @@ func CloseStatus(err error) (int, string) {
 	return -1, ""
 }
 
-// MapFrame is a frame written as a map: for tests that send what the
-// protocol does not define (unknown fields, wrong types). Clients send
-// wsproto's structs.
-type MapFrame map[string]any
-
-// GetRef is the "ref" entry.
-func (m MapFrame) GetRef() string { r, _ := m["ref"].(string); return r }
-
-// SetRef sets the "ref" entry.
-func (m MapFrame) SetRef(r string) { m["ref"] = r }
-
 // SealedSend builds a direct send: plaintext boxed from the sender's
 // identity to the recipient's key (crypto_box).
 func SealedSend(sender meshcrypto.Identity, to, recipientPubkeyHex string, plaintext []byte, priority, clientMessageID string) (*wsproto.Send, error) {

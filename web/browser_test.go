@@ -26,6 +26,7 @@ import (
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/models/storetest"
 	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/web"
 )
 
@@ -349,7 +350,7 @@ func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	if _, err := c.Call(ctx, wsclient.MapFrame{"type": "set_status", "status": "working", "summary": "running the test suite", "source": "manual"}); err != nil {
+	if _, err := c.Call(ctx, peertest.MapFrame{"type": "set_status", "status": "working", "summary": "running the test suite", "source": "manual"}); err != nil {
 		t.Fatal(err)
 	}
 	return c

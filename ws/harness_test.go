@@ -184,7 +184,7 @@ func send(t testing.TB, c *wsclient.Conn, frame map[string]any) *wsclient.Frame 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	f, err := c.Call(ctx, wsclient.MapFrame(frame))
+	f, err := c.Call(ctx, peertest.MapFrame(frame))
 	if err != nil {
 		t.Fatalf("waiting for the answer to %v: %v", frame["type"], err)
 	}

@@ -79,3 +79,13 @@ func DecodeData(f *peer.Frame, v any) error {
 	}
 	return json.Unmarshal(e.Data, v)
 }
+
+// MapFrame is a request written as a map, for tests that send what the
+// protocol does not define (unknown fields, wrong types) through Call.
+type MapFrame map[string]any
+
+// GetRef is the "ref" entry.
+func (m MapFrame) GetRef() string { r, _ := m["ref"].(string); return r }
+
+// SetRef sets the "ref" entry.
+func (m MapFrame) SetRef(r string) { m["ref"] = r }
