@@ -25,7 +25,8 @@ type standIn struct {
 	t   *testing.T
 	srv *httptest.Server
 	// onTool runs when the model is about to call a tool, in the request
-	// (Claude Code has run its UserPromptSubmit hook by then).
+	// (Claude Code has run its UserPromptSubmit hook by then). Set before
+	// the server starts: handlers read it unlocked.
 	onTool func(name string)
 
 	mu      sync.Mutex
@@ -35,8 +36,8 @@ type standIn struct {
 
 var toolLine = regexp.MustCompile(`TOOL (\S+) (\{.*\})`)
 
-func newStandIn(t *testing.T) *standIn {
-	s := &standIn{t: t}
+func newStandIn(t *testing.T, onTool func(name string)) *standIn {
+	s := &standIn{t: t, onTool: onTool}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.srv.Close)
 	return s

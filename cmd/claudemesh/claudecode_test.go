@@ -110,7 +110,6 @@ func TestRealClaudeCode(t *testing.T) {
 	for _, h := range []*home{alice, bob} {
 		h.must("install", "--write")
 	}
-	api := newStandIn(t)
 	project := t.TempDir()
 
 	// While a tool call is being asked for, the UserPromptSubmit hook has
@@ -125,7 +124,7 @@ func TestRealClaudeCode(t *testing.T) {
 	}
 	var seenMu sync.Mutex
 	var seen []string
-	api.onTool = func(string) {
+	api := newStandIn(t, func(string) {
 		r, err := aliceREST.ListPeersWithResponse(context.Background(), &client.ListPeersParams{})
 		if err != nil || r.JSON200 == nil {
 			return
@@ -137,7 +136,7 @@ func TestRealClaudeCode(t *testing.T) {
 				seen = append(seen, string(p.Status)+"/"+string(p.StatusSource))
 			}
 		}
-	}
+	})
 
 	aEnv, bEnv := claudeEnv(alice, api.srv.URL), claudeEnv(bob, api.srv.URL)
 	if out := claude(t, bin, aEnv, project, "mcp", "list"); !strings.Contains(out, "claudemesh") || !strings.Contains(out, "Connected") {
