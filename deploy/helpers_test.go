@@ -323,3 +323,49 @@ func readSSE(r io.Reader, fn func(sseEvent) bool) error {
 	}
 	return sc.Err()
 }
+
+// pauses records the longest time between two deliveries a client saw.
+type pauses struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	max  map[string]time.Duration
+	long []string // pauses over a second, with when they ended
+}
+
+func (p *pauses) tick(who string) {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l, ok := p.last[who]; ok && now.Sub(l) > p.max[who] {
+		p.max[who] = now.Sub(l)
+	}
+	if l, ok := p.last[who]; ok && now.Sub(l) > time.Second {
+		p.long = append(p.long, fmt.Sprintf("%s %s %v", now.Format("15:04:05.000"), who, now.Sub(l).Round(time.Millisecond)))
+	}
+	p.last[who] = now
+}
+
+func (p *pauses) longest(prefix string) (time.Duration, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var d time.Duration
+	var who string
+	for k, v := range p.max {
+		if strings.HasPrefix(k, prefix) && v > d {
+			d, who = v, k
+		}
+	}
+	return d, who
+}
+
+// wait pauses for d, or less if ctx ends (a retry's back-off).
+func wait(ctx context.Context, d time.Duration) error {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-tm.C:
+		return nil
+	}
+}
