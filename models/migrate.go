@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pressly/goose/v3"
 
@@ -33,7 +34,7 @@ func (s *Store) Migrate(ctx context.Context) (int64, error) {
 	}
 	opts := []goose.ProviderOption{}
 	if s.dialect == Postgres {
-		opts = append(opts, goose.WithSessionLocker(&advisoryLocker{}))
+		opts = append(opts, goose.WithSessionLocker(&advisoryLocker{wait: migrateLockWait}))
 	}
 	p, err := goose.NewProvider(dialect, s.sqlDB, fsys, opts...)
 	if err != nil {
@@ -42,15 +43,15 @@ func (s *Store) Migrate(ctx context.Context) (int64, error) {
 	if s.dialect == SQLite && s.processLock == nil {
 		// A serving broker already holds the file lock for its lifetime;
 		// anyone else (the migrate command) takes it for the migration.
-		l, err := lockMigration(ctx, s.sqlitePath, s.lockWait)
+		l, err := lockMigration(ctx, s.sqlitePath, migrateLockWait)
 		if err != nil {
 			return 0, err
 		}
 		defer l.release()
 	}
-	lockCtx, cancel := context.WithTimeout(ctx, s.lockWait)
-	defer cancel()
-	if _, err := p.Up(lockCtx); err != nil {
+	// Only the wait for the lock is bounded: a migration cut short by a
+	// deadline would leave the replica dead and the next one starting over.
+	if _, err := p.Up(ctx); err != nil {
 		return 0, fmt.Errorf("apply migrations: %w", err)
 	}
 	v, err := p.GetDBVersion(ctx)
@@ -100,6 +101,9 @@ func (s *Store) schemaVersion(ctx context.Context) (int64, error) {
 	return v.Int64, nil
 }
 
+// migrateLockWait bounds the wait for another replica's migration.
+const migrateLockWait = 5 * time.Minute
+
 // advisoryLocker serialises migrations on PostgreSQL with a session advisory
 // lock. goose's own locker polls every 5 s; this one blocks in
 // pg_advisory_lock, so a waiting replica goes on the moment the migrating
@@ -108,11 +112,13 @@ func (s *Store) schemaVersion(ctx context.Context) (int64, error) {
 // schemas of one database (tests, two deployments) do not wait for each
 // other. A replica that dies while migrating loses its session, and with
 // it the lock; its transaction rolls back.
-type advisoryLocker struct{}
+type advisoryLocker struct{ wait time.Duration }
 
 const advisoryKey = "hashtextextended('claudemesh migrate ' || current_schema(), 0)"
 
-func (advisoryLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
+func (l advisoryLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, l.wait)
+	defer cancel()
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock("+advisoryKey+")"); err != nil {
 		return fmt.Errorf("wait for the migration lock (another broker is migrating): %w", err)
 	}

@@ -49,7 +49,6 @@ type Store struct {
 	// processLock is <sqlitePath>.lock, held while the store is open when
 	// Options.ExclusiveSQLite asked for it; nil otherwise.
 	processLock *fileLock
-	lockWait    time.Duration
 }
 
 // Hooks are test seams: a non-nil function is called at a named step inside
@@ -75,8 +74,8 @@ type Options struct {
 	// to LockWait, then is refused. Ignored on PostgreSQL.
 	ExclusiveSQLite bool
 	// LockWait bounds the wait for the SQLite process lock (0 = 15 s, long
-	// enough for a stopping broker to drain) and for the migration lock of
-	// either database (0 = 5 min, a long migration of another replica).
+	// enough for a stopping broker to drain). The wait for another
+	// replica's migration is fixed (5 min).
 	LockWait time.Duration
 }
 
@@ -158,7 +157,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		maxBytes = DefaultMaxMessageBytes
 	}
 	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, now: now, lastUsed: newUsageThrottle(), maxMessageBytes: maxBytes,
-		sqlitePath: sqlitePath, processLock: procLock, lockWait: orDuration(opt.LockWait, 5*time.Minute)}
+		sqlitePath: sqlitePath, processLock: procLock}
 	s.commits = newBatcher(maxBatch, s.commitBatch)
 	s.keyLookups = newBatcher(maxKeyLookups, func(_ string, b []*keyLookup) { s.lookupKeys(b) })
 	s.streamReads = newBatcher(maxStreamReads, func(_ string, b []*streamRead) { s.readStreamStates(b) })
