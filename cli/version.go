@@ -21,10 +21,18 @@ func buildVersion() string {
 	return Version
 }
 
+type versionOptions struct{ io ioStreams }
+
 func (a *app) versionCommand() *cobra.Command {
+	opts := &versionOptions{}
 	return &cobra.Command{Use: "version", Short: "Print the claudemesh version", Args: cobra.NoArgs, Example: "  claudemesh version",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "claudemesh", buildVersion())
-			return nil
+			opts.io = streamsOf(cmd)
+			return runVersion(opts)
 		}}
+}
+
+func runVersion(opts *versionOptions) error {
+	fmt.Fprintln(opts.io.Out, "claudemesh", buildVersion())
+	return nil
 }
