@@ -223,7 +223,7 @@ func checkListenAddr(raw string) error {
 		return nil
 	}
 	for _, r := range host {
-		if !(r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+		if r != '-' && r != '.' && (r < '0' || r > '9') && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') {
 			return bad
 		}
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/claudemesh/claudemesh-go/client"
 	"github.com/claudemesh/claudemesh-go/peer"
 	"github.com/claudemesh/claudemesh-go/wsproto"
 )
@@ -23,12 +22,6 @@ func (s *session) resolveHint(err error, to string) error {
 		return usagef("%v", err)
 	}
 	return err
-}
-
-// resolveMember finds a member by @name, id or pubkey among the mesh's members.
-func (s *session) resolveMember(ctx context.Context, to string) (client.Member, error) {
-	m, err := s.p.ResolveMember(ctx, to)
-	return m, s.resolveHint(err, to)
 }
 
 type sendOptions struct {

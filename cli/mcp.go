@@ -87,7 +87,7 @@ func runMCP(ctx context.Context, opts *mcpOptions) error {
 	t := &mcp.IOTransport{Reader: readCloser{opts.io.In}, Writer: writeCloser{opts.io.Out}}
 	err = mcpserver.Run(ctx, opt, t)
 	if ctx.Err() != nil {
-		return nil // stopped by a signal
+		return nil //nolint:nilerr // stopped by a signal: a clean exit, whatever the transport said
 	}
 	return err
 }

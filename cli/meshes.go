@@ -165,12 +165,12 @@ func joinHint(err error, name string) error {
 	if !asAPI(err, &ae) {
 		return err
 	}
-	switch {
-	case ae.Status == http.StatusConflict:
+	switch ae.Status {
+	case http.StatusConflict:
 		return hint(err, "the name @%s may be taken in this mesh: pass another --name", name)
-	case ae.Status == http.StatusNotFound || ae.Status == http.StatusGone || ae.Status == http.StatusUnauthorized:
+	case http.StatusNotFound, http.StatusGone, http.StatusUnauthorized:
 		return hint(err, "the invite is unknown, used up or expired: ask for a new one")
-	case ae.Status == http.StatusUnprocessableEntity:
+	case http.StatusUnprocessableEntity:
 		return hint(err, "names are lower-case letters, digits, - and _ (up to 64): pass another --name")
 	}
 	return err

@@ -241,7 +241,7 @@ func (t *tailer) follow(ctx context.Context) error {
 		err := c.SubscribeRawWithContext(ctx, handle)
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return nil //nolint:nilerr // stopped by a signal: a clean exit
 		case ended != nil:
 			return ended
 		case err != nil:

@@ -69,7 +69,8 @@ func As[T any](f *Frame) (T, error) {
 
 // Connect dials /ws (a ws:// or wss:// URL) and reads the challenge.
 func Connect(ctx context.Context, url string, hc *http.Client) (*Conn, error) {
-	wc, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc})
+	// The handshake response's body needs no closing (coder/websocket's Dial).
+	wc, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc}) //nolint:bodyclose // see above
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", url, err)
 	}

@@ -45,7 +45,12 @@ func startServe(t *testing.T, env map[string]string) (*broker, error) {
 	}()
 	select {
 	case b.addr = <-addr:
-		t.Cleanup(func() { b.stop(); <-b.done })
+		t.Cleanup(func() {
+			b.stop()
+			if err := <-b.done; err != nil {
+				t.Logf("broker ended: %v", err)
+			}
+		})
 		return b, nil
 	case err := <-b.done:
 		cancel()

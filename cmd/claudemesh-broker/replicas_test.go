@@ -121,6 +121,9 @@ func assertAppliedOnce(t *testing.T, d models.Dialect, env map[string]string, la
 		}
 		got = append(got, fmt.Sprintf("%d×%d", v, n))
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	var want []string
 	for v := 1; v <= latest; v++ {
 		want = append(want, fmt.Sprintf("%d×1", v))
