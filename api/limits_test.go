@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +19,8 @@ import (
 	"github.com/r3labs/sse/v2"
 
 	"github.com/claudemesh/claudemesh-go/api"
-	"github.com/claudemesh/claudemesh-go/ws"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // openStream opens a stream through the contract-checking client and
@@ -114,22 +117,22 @@ func TestPeerSessionCapPerMember(t *testing.T) {
 		m := e.createMesh(owner.AccessToken, "Sessions")
 		inv := e.invite(owner.AccessToken, m.Mesh.ID, map[string]any{"maxUses": 2})
 		alice, bob := e.joinWithIdentity(inv, "alice"), e.joinWithIdentity(inv, "bob")
-		dial := func(p cryptoPeer, session string) (*ws.Client, error) {
+		dial := func(p cryptoPeer, session string) (*wsclient.Conn, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			c, err := ws.Dial(ctx, e.wsURL(), nil, ws.HelloOptions{Identity: p.id, MeshID: m.Mesh.ID, MemberID: p.Member.ID, SessionID: session})
+			c, err := wsclient.Dial(ctx, e.wsURL(), nil, wsclient.HelloOptions{Identity: p.id, MeshID: m.Mesh.ID, MemberID: p.Member.ID, SessionID: session})
 			if c != nil {
-				t.Cleanup(func() { _ = c.Conn().CloseNow() })
+				t.Cleanup(func() { _ = c.Socket().CloseNow() })
 			}
 			return c, err
 		}
 		e.dialPeer(alice, m.Mesh.ID, "s1")
 		s2 := e.dialPeer(alice, m.Mesh.ID, "s2")
 		_, err := dial(alice, "s3")
-		if code, reason := ws.CloseStatus(err); code != ws.CloseTooManySessions || !strings.HasPrefix(reason, "too_many_sessions") {
+		if code, reason := wsclient.CloseStatus(err); code != wsproto.CloseTooManySessions || !strings.HasPrefix(reason, "too_many_sessions") {
 			t.Fatalf("third session closed with %d %q (%v)", code, reason, err)
 		}
-		if code := ws.CloseTooManySessions; code != 4430 {
+		if code := wsproto.CloseTooManySessions; code != 4430 {
 			t.Fatalf("the documented close code is 4430, not %d", code)
 		}
 		e.dialPeer(alice, m.Mesh.ID, "s1") // a reconnect of s1 is not a third session
@@ -154,7 +157,7 @@ func TestPeerSessionCapPerMember(t *testing.T) {
 			if err == nil {
 				break
 			}
-			if code, _ := ws.CloseStatus(err); code != ws.CloseTooManySessions || time.Now().After(deadline) {
+			if code, _ := wsclient.CloseStatus(err); code != wsproto.CloseTooManySessions || time.Now().After(deadline) {
 				t.Fatalf("after s2 left, s3 = %v", err)
 			}
 			time.Sleep(20 * time.Millisecond) // the broker records s2's end
@@ -274,7 +277,7 @@ func TestSlowConsumerGetsEnd(t *testing.T) {
 		var lastID string
 		for {
 			ev, id, data, err := readEvent(br)
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
@@ -317,7 +320,7 @@ func readEvent(br *bufio.Reader) (event, id, data string, err error) {
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
-			if err == io.ErrUnexpectedEOF || (err == io.EOF && line != "") {
+			if errors.Is(err, io.ErrUnexpectedEOF) || (errors.Is(err, io.EOF) && line != "") {
 				return "", "", "", io.EOF // a frame cut short: dropped, as EventSource does
 			}
 			return "", "", "", err
@@ -349,8 +352,10 @@ func metric(t *testing.T, e *env, name string) float64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
-			var v float64
-			fmt.Sscan(f[1], &v)
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				t.Fatalf("%s = %q", name, f[1])
+			}
 			return v
 		}
 	}

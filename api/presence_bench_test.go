@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,7 +28,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claudemesh/claudemesh-go/ws"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
 )
 
 func benchSize(name string, def int) int {
@@ -100,7 +101,7 @@ func BenchmarkPresenceStorm(b *testing.B) {
 			isReady := false
 			for {
 				line, err := br.ReadSlice('\n')
-				if err == bufio.ErrBufferFull {
+				if errors.Is(err, bufio.ErrBufferFull) {
 					sseBytes.Add(int64(len(line)))
 					continue
 				}
@@ -132,11 +133,11 @@ func BenchmarkPresenceStorm(b *testing.B) {
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
-	clients := make([]*ws.Client, peers)
+	clients := make([]*wsclient.Conn, peers)
 	for range 32 {
 		wg.Go(func() {
 			for i := range jobs {
-				c, err := ws.Dial(ctx, "ws"+e.base[len("http"):]+"/ws", nil, ws.HelloOptions{Identity: peer.id, MeshID: m.Mesh.ID,
+				c, err := wsclient.Dial(ctx, "ws"+e.base[len("http"):]+"/ws", nil, wsclient.HelloOptions{Identity: peer.id, MeshID: m.Mesh.ID,
 					MemberID: peer.Member.ID, SessionID: "s" + strconv.Itoa(i)})
 				if err != nil {
 					failed.Add(1)
@@ -184,7 +185,7 @@ func BenchmarkPresenceStorm(b *testing.B) {
 	b.ReportMetric(float64(streams), "streams")
 	for _, c := range clients {
 		if c != nil {
-			_ = c.Conn().CloseNow()
+			_ = c.Socket().CloseNow()
 		}
 	}
 	if q := os.Getenv("CLAUDEMESH_BENCH_STREAM_QUERY"); q != "" {

@@ -1,14 +1,9 @@
 package ws
 
-import (
-	"github.com/coder/websocket"
-)
-
-// CloseTooManySessions closes a hello whose member already has
-// MaxSessionsPerMember peer sessions open on this broker (reason
+// A hello whose member already has MaxSessionsPerMember peer sessions open
+// on this broker is closed with CloseTooManySessions (4430, reason
 // "too_many_sessions"). The peer should not reconnect at once: only after
 // one of its member's sessions has ended, or with a long back-off.
-const CloseTooManySessions websocket.StatusCode = 4430
 
 // DefaultMaxSessionsPerMember is WS_MAX_SESSIONS_PER_MEMBER's default.
 const DefaultMaxSessionsPerMember = 64
