@@ -84,6 +84,9 @@ func (s *Store) appendAudits(tx *gorm.DB, meshID string, in []auditIn) error {
 	if len(in) == 0 {
 		return nil
 	}
+	if err := s.step("audit_chain"); err != nil {
+		return err
+	}
 	n := int64(len(in))
 	var last int64
 	if err := tx.Raw("UPDATE meshes SET last_audit_seq = last_audit_seq + ? WHERE id = ? RETURNING last_audit_seq", n, meshID).Scan(&last).Error; err != nil {
