@@ -93,7 +93,9 @@ func TestDirectGroupCommit(t *testing.T) {
 		}
 		stranger := envelope(t, alice, bob, "to nobody")
 		stranger.RecipientID = models.NewID()
-		run(func() { ghost.out, ghost.err = s.EnqueueDirect(ctx, alice.P, models.EnqueueInput{Envelopes: []models.Envelope{stranger}}) })
+		run(func() {
+			ghost.out, ghost.err = s.EnqueueDirect(ctx, alice.P, models.EnqueueInput{Envelopes: []models.Envelope{stranger}})
+		})
 		run(func() {
 			full.out, full.err = s.EnqueueDirect(ctx, carol.P, models.EnqueueInput{Envelopes: []models.Envelope{envelope(t, carol, alice,
 				strings.Repeat("x", 500))}, MaxPendingBytes: 100})
