@@ -87,7 +87,11 @@ func (s *Store) commitDirect(meshID string, batch []*directReq) {
 		for _, r := range batch {
 			r.enqueued, r.claimed, r.acked, r.err = nil, nil, 0, nil
 		}
-		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return s.directBatch(tx, meshID, batch) })
+		if s.dialect == Postgres {
+			err = s.directPipelined(ctx, meshID, batch)
+		} else {
+			err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return s.directBatch(tx, meshID, batch) })
+		}
 		if !errors.Is(err, errQueueRace) {
 			break
 		}
@@ -100,11 +104,12 @@ func (s *Store) commitDirect(meshID string, batch []*directReq) {
 	}
 }
 
-// directBatch runs a batch inside tx: the enqueues (their reads once for
-// the batch, their checks in memory, one insert), then the acks (one read,
-// one update), then the claims in request order (acks first, so a row acked
-// in this batch is not handed out again); then it extends the audit chain
-// once with every event, in that same order.
+// directBatch is the portable batch, a statement per round trip (SQLite
+// uses it: an in-process database has no round trips to save). Same order
+// as the pipelined one (directPipelined): the acks (one read, one update),
+// the claims in request order, then the sends (their reads once for the batch, their
+// checks in memory, one insert); then one extension of the audit chain with
+// every event, in that order.
 func (s *Store) directBatch(tx *gorm.DB, meshID string, batch []*directReq) error {
 	now := s.nowUTC()
 	var enqs, acks []*directReq
@@ -116,15 +121,10 @@ func (s *Store) directBatch(tx *gorm.DB, meshID string, batch []*directReq) erro
 			acks = append(acks, r)
 		}
 	}
-	evs, err := s.enqueueBatch(tx, meshID, enqs, now)
+	evs, err := s.ackBatch(tx, acks, now)
 	if err != nil {
 		return err
 	}
-	ackEvs, err := s.ackBatch(tx, acks, now)
-	if err != nil {
-		return err
-	}
-	evs = append(evs, ackEvs...)
 	for _, r := range batch {
 		if r.kind == directClaim {
 			ev, err := s.claimOne(tx, r, now)
@@ -134,6 +134,11 @@ func (s *Store) directBatch(tx *gorm.DB, meshID string, batch []*directReq) erro
 			evs = append(evs, ev...)
 		}
 	}
+	sent, err := s.enqueueBatch(tx, meshID, enqs, now)
+	if err != nil {
+		return err
+	}
+	evs = append(evs, sent...)
 	if err := s.step("direct_commit"); err != nil {
 		return err
 	}
@@ -177,7 +182,7 @@ func (s *Store) enqueueBatch(tx *gorm.DB, meshID string, enqs []*directReq, now 
 	prior := map[directKey]QueuedMessage{}
 	if len(cids) > 0 {
 		var rows []QueuedMessage
-		if err := tx.Where("sender_member_id IN ? AND client_message_id IN ?", senders, cids).Find(&rows).Error; err != nil {
+		if err := tx.Where("sender_member_id IN ? AND recipient_member_id IN ? AND client_message_id IN ?", senders, recipients, cids).Find(&rows).Error; err != nil {
 			return nil, fmt.Errorf("find earlier sends: %w", err)
 		}
 		for _, q := range rows {
