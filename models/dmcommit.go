@@ -180,9 +180,12 @@ func (s *Store) enqueueBatch(tx *gorm.DB, meshID string, enqs []*directReq, now 
 		}
 	}
 	prior := map[directKey]QueuedMessage{}
-	if len(cids) > 0 {
+	for _, rcpts := range chunks(recipients, 500) {
+		if len(cids) == 0 {
+			break
+		}
 		var rows []QueuedMessage
-		if err := tx.Where("sender_member_id IN ? AND recipient_member_id IN ? AND client_message_id IN ?", senders, recipients, cids).Find(&rows).Error; err != nil {
+		if err := tx.Where("sender_member_id IN ? AND recipient_member_id IN ? AND client_message_id IN ?", senders, rcpts, cids).Find(&rows).Error; err != nil {
 			return nil, fmt.Errorf("find earlier sends: %w", err)
 		}
 		for _, q := range rows {

@@ -303,16 +303,3 @@ func cmpString(a, b string) int {
 	}
 	return 0
 }
-
-// auditRowsPerInsert bounds one audit_events INSERT (10 columns a row).
-const auditRowsPerInsert = 2000
-
-func auditChunks(evs []AuditEvent) [][]AuditEvent {
-	var out [][]AuditEvent
-	for len(evs) > 0 {
-		n := min(len(evs), auditRowsPerInsert)
-		out = append(out, evs[:n:n])
-		evs = evs[n:]
-	}
-	return out
-}

@@ -223,3 +223,69 @@ func TestDirectDuplicateAcrossNodes(t *testing.T) {
 		})
 	}
 }
+
+// TestDirectBigBatch: a batch of broadcasts (40 sends × 100 envelopes)
+// commits as one: its 4,000 queue rows and audit events are inserted in
+// runs that stay under SQLite's bind-parameter limit (one insert of 4,000
+// events would need 40,000). Under the race detector the SQLite half takes
+// longer than a batch may (the driver is instrumented too), so it runs in
+// the plain `go test` only.
+func TestDirectBigBatch(t *testing.T) {
+	eachClocked(t, func(t *testing.T, s *models.Store, _ *fakeClock) {
+		if raceOn && s.Dialect() == models.SQLite {
+			t.Skip("SQLite under the race detector: run without -race")
+		}
+		ctx := context.Background()
+		cm, _ := newMesh(t, s)
+		alice := joinPeer(t, s, cm, "alice")
+		const sends, fan = 40, 100
+		body := envelope(t, alice, alice, "same bytes for everyone")
+		envs := make([]models.Envelope, fan)
+		for i := range envs {
+			envs[i] = models.Envelope{RecipientID: joinPeer(t, s, cm, fmt.Sprintf("r%03d", i)).P.MemberID, Nonce: body.Nonce, Ciphertext: body.Ciphertext}
+		}
+		release := make(chan struct{})
+		var held sync.Once
+		var commits atomic.Int32
+		s.SetHooks(models.Hooks{AfterStep: func(step string) error {
+			if step == "direct_commit" {
+				commits.Add(1)
+				held.Do(func() { <-release })
+			}
+			return nil
+		}})
+		defer s.SetHooks(models.Hooks{})
+		var wg sync.WaitGroup
+		errs := make([]error, sends+1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[sends] = s.EnqueueDirect(ctx, alice.P, models.EnqueueInput{Envelopes: envs[:1]})
+		}()
+		waitFor(t, "the first batch", func() bool { return commits.Load() == 1 })
+		for i := range sends {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = s.EnqueueDirect(ctx, alice.P, models.EnqueueInput{Envelopes: envs, Broadcast: true})
+			}()
+		}
+		waitFor(t, "the broadcasts to queue", func() bool { return s.QueuedDirect(cm.Mesh.ID) == sends })
+		close(release)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+		}
+		if n := commits.Load(); n != 2 {
+			t.Errorf("%d batches, want 2", n)
+		}
+		if n := count(t, s, "message_queue"); n != sends*fan+1 {
+			t.Errorf("%d queued rows, want %d", n, sends*fan+1)
+		}
+		if broken, _, err := s.VerifyMeshAudit(ctx, cm.Mesh.ID); err != nil || broken != nil {
+			t.Errorf("audit chain: %+v %v", broken, err)
+		}
+	})
+}
