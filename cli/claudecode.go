@@ -22,6 +22,8 @@ func (a *app) claudePaths() (claudecode.Paths, error) {
 	return claudecode.DefaultPaths(home, a.home.Dir), nil
 }
 
+// printChanges lists edits as "- " and notes (what is left alone, where
+// a backup is) as "= ", grouped by file.
 func printChanges(w io.Writer, cs []claudecode.Change) {
 	last := ""
 	for _, c := range cs {
@@ -29,7 +31,11 @@ func printChanges(w io.Writer, cs []claudecode.Change) {
 			fmt.Fprintf(w, "%s:\n", c.File)
 			last = c.File
 		}
-		fmt.Fprintf(w, "  - %s\n", c.What)
+		mark := "-"
+		if c.Note {
+			mark = "="
+		}
+		fmt.Fprintf(w, "  %s %s\n", mark, c.What)
 	}
 }
 
@@ -43,9 +49,13 @@ func (a *app) installCommand() *cobra.Command {
   ~/.claude/settings.json  UserPromptSubmit and Stop hooks running ` + "`claudemesh hook working|idle`" + `,
                            and "mcp__claudemesh__*" in permissions.allow
   ~/.claude/skills/claudemesh/SKILL.md  when and how the model uses the tools
-Everything else in those files is kept. A changed file is backed up first
-(<file>.claudemesh-backup). Running it again changes nothing;
-` + "`claudemesh uninstall`" + ` removes exactly what it added.`,
+The files are edited in place: every byte install does not change (layout,
+key order, escapes) stays. An existing file is backed up once, before the
+first change (<file>.claudemesh-backup; never overwritten), and what install
+added is recorded in claude-install.json in the claudemesh config dir.
+Whatever already does the job (your own claudemesh server entry, a hook
+running the command, the rule) is left alone and not recorded. Running it
+again changes nothing; ` + "`claudemesh uninstall`" + ` removes exactly what it recorded.`,
 		Example: "  claudemesh install\n  claudemesh install --write\n  claudemesh install --write --no-hooks",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -59,7 +69,8 @@ Everything else in those files is kept. A changed file is backed up first
 			}
 			out := cmd.OutOrStdout()
 			switch {
-			case len(cs) == 0:
+			case !claudecode.Changed(cs):
+				printChanges(out, cs)
 				fmt.Fprintln(out, "claudemesh is already installed for Claude Code: nothing to do")
 			case write:
 				fmt.Fprintln(out, "installed:")
@@ -82,36 +93,50 @@ Everything else in those files is kept. A changed file is backed up first
 }
 
 func (a *app) uninstallCommand() *cobra.Command {
-	var dryRun bool
+	var write, dryRun bool
 	c := &cobra.Command{
-		Use:     "uninstall",
-		Short:   "Remove what `claudemesh install` added to Claude Code's settings, and nothing else",
-		Example: "  claudemesh uninstall --dry-run\n  claudemesh uninstall",
+		Use:   "uninstall",
+		Short: "Remove what `claudemesh install` added to Claude Code's settings, and nothing else",
+		Long: `Show what taking claudemesh out of Claude Code involves, and with --write do
+it. Only what install recorded goes: its entries, the objects, files and
+folders it created once they are empty again, the skill file if unchanged.
+Entries you wrote yourself stay, even ones identical to install's. A file
+untouched since install gets back its exact bytes from the backup (which
+then goes); an edited one loses only install's entries, and its backup is
+kept and named.`,
+		Example: "  claudemesh uninstall\n  claudemesh uninstall --write",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := a.claudePaths()
 			if err != nil {
 				return err
 			}
-			cs, err := claudecode.Uninstall(p, !dryRun)
+			cs, err := claudecode.Uninstall(p, write)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			switch {
-			case len(cs) == 0:
-				fmt.Fprintln(out, "nothing of claudemesh is installed in Claude Code")
-			case dryRun:
-				fmt.Fprintln(out, "claudemesh uninstall would:")
+			case !claudecode.Changed(cs):
 				printChanges(out, cs)
-			default:
+				fmt.Fprintln(out, "nothing that install recorded is left in Claude Code's files: nothing to do")
+			case write:
 				fmt.Fprintln(out, "uninstalled:")
 				printChanges(out, cs)
+			default:
+				fmt.Fprintln(out, "claudemesh uninstall would:")
+				printChanges(out, cs)
+				fmt.Fprintln(out, "run `claudemesh uninstall --write` to apply")
 			}
 			return nil
 		},
 	}
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "only show what would be removed")
+	c.Flags().BoolVar(&write, "write", false, "apply the changes (default: only show them)")
+	// --dry-run was the preview flag when uninstall wrote by default; the
+	// preview is the default now, so it is accepted and changes nothing.
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "only show what would be removed (the default)")
+	_ = c.Flags().MarkHidden("dry-run")
+	c.MarkFlagsMutuallyExclusive("write", "dry-run")
 	return c
 }
 
