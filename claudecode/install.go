@@ -383,6 +383,7 @@ func (m *manifest) mkdirs(dir string) error {
 func freeBackupName(path string) string {
 	name := path + backupSuffix
 	for i := 2; ; i++ {
+		//nolint:gosec // G703: name is a Claude Code settings file beside the user's own, not request input
 		if _, err := os.Lstat(name); errors.Is(err, os.ErrNotExist) {
 			return name
 		}
@@ -397,7 +398,7 @@ func writeNew(path string, b []byte) error {
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
-		f.Close()
+		_ = f.Close() // the Write error is the one to report
 		return err
 	}
 	return f.Close()
@@ -410,11 +411,11 @@ func writeAtomic(path string, b []byte, mode os.FileMode) error {
 	}
 	defer os.Remove(t.Name()) // a no-op after the rename
 	if err := t.Chmod(mode); err != nil {
-		t.Close()
+		_ = t.Close() // the Chmod error is the one to report
 		return err
 	}
 	if _, err := t.Write(b); err != nil {
-		t.Close()
+		_ = t.Close() // the Write error is the one to report
 		return err
 	}
 	if err := t.Close(); err != nil {

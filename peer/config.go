@@ -187,7 +187,8 @@ func (h Home) writeSecret(name string, b []byte) error {
 	if err := os.MkdirAll(h.Dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", h.Dir, err)
 	}
-	if err := os.Chmod(h.Dir, 0o700); err != nil {
+	if err := os.Chmod(h.Dir, 0o700); err != nil { //nolint:gosec // G302: a folder needs its x bit; 0700 is owner-only
+
 		return err
 	}
 	return WriteFileAtomic(filepath.Join(h.Dir, name), b)
@@ -204,15 +205,15 @@ func WriteFileAtomic(path string, b []byte) error {
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op after the rename
 	if err := f.Chmod(0o600); err != nil {
-		f.Close()
+		_ = f.Close() // the Chmod error is the one to report
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
-		f.Close()
+		_ = f.Close() // the Write error is the one to report
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close() // the Sync error is the one to report
 		return err
 	}
 	if err := f.Close(); err != nil {

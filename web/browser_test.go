@@ -25,8 +25,9 @@ import (
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/models/storetest"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/web"
-	"github.com/claudemesh/claudemesh-go/ws"
 )
 
 // playwrightVersion is the pinned playwright-core the browser test drives
@@ -104,7 +105,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			Who, Method, URL string
 		} `json:"requests"`
 	}
-	var peer *ws.Client
+	var peer *wsclient.Conn
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -322,7 +323,7 @@ func startBroker(t *testing.T) (string, *models.Store) {
 
 // connectPeer joins the mesh as a Claude Code peer, says hello over /ws and
 // reports a status, so the peers panel has a live session to show.
-func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string) *ws.Client {
+func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string) *wsclient.Conn {
 	t.Helper()
 	id, err := meshcrypto.GenerateIdentity()
 	if err != nil {
@@ -343,13 +344,13 @@ func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string)
 		t.Fatalf("peer join: %d %v", resp.StatusCode, err)
 	}
 	pid, cwd := 48213, "/home/ada/src/claudemesh"
-	c, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", nil, ws.HelloOptions{Identity: id, MeshID: meshID,
+	c, err := wsclient.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", nil, wsclient.HelloOptions{Identity: id, MeshID: meshID,
 		MemberID: joined.Member.ID, SessionID: "cc-4242", DisplayName: "build-bot", Pid: &pid, Cwd: &cwd})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	if _, err := c.Call(ctx, map[string]any{"type": "set_status", "status": "working", "summary": "running the test suite", "source": "manual"}); err != nil {
+	if _, err := c.Call(ctx, peertest.MapFrame{"type": "set_status", "status": "working", "summary": "running the test suite", "source": "manual"}); err != nil {
 		t.Fatal(err)
 	}
 	return c

@@ -11,7 +11,10 @@ import (
 
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/models"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // TestDirectHammer: 50 peers of one mesh, each on its own /ws connection,
@@ -38,7 +41,7 @@ func TestDirectHammer(t *testing.T) {
 			}
 			return nil
 		}})
-		cs := make([]*ws.Client, peers)
+		cs := make([]*wsclient.Conn, peers)
 		for i, p := range ps {
 			cs[i] = w.dial(p, "s")
 		}
@@ -91,25 +94,27 @@ func TestDirectHammer(t *testing.T) {
 // hammerPeer sends each messages to `to` without waiting between them,
 // then reads until every send is acked, every message of `from` has
 // arrived (in order, once, and been acked) and every ack is answered.
-func hammerPeer(ctx context.Context, c *ws.Client, me, to, from peer, mine, theirs, each int) error {
+func hammerPeer(ctx context.Context, c *wsclient.Conn, me, to, from peer, mine, theirs, each int) error {
 	for k := range each {
-		f, err := ws.SealedSend(me.id, to.p.MemberID, to.id.PublicKeyHex(), fmt.Appendf(nil, "%d:%d", mine, k), models.PriorityNext,
-			fmt.Sprintf("h-%d-%d", mine, k), fmt.Sprintf("s-%d", k))
+		f, err := wsclient.SealedSend(me.id, to.p.MemberID, to.id.PublicKeyHex(), fmt.Appendf(nil, "%d:%d", mine, k), models.PriorityNext,
+			fmt.Sprintf("h-%d-%d", mine, k))
 		if err != nil {
 			return err
 		}
+		f.Ref = fmt.Sprintf("s-%d", k)
 		if err := c.Send(ctx, f); err != nil {
 			return err
 		}
 	}
 	sent, got, acked := 0, 0, 0
 	for sent < each || got < each || acked < each {
-		f, err := c.Next(ctx)
+		fr, err := c.Next(ctx)
 		if err != nil {
 			return fmt.Errorf("after %d sends acked, %d pushes, %d acks answered: %w", sent, got, acked, err)
 		}
+		f := peertest.View(fr)
 		switch {
-		case f.Type == ws.TypePush:
+		case f.Type == wsproto.TypePush:
 			want := fmt.Sprintf("%d:%d", theirs, got)
 			plain, err := meshcrypto.OpenDirect(f.Ciphertext, f.Nonce, me.id, f.From.Pubkey)
 			if err != nil {
@@ -122,17 +127,17 @@ func hammerPeer(ctx context.Context, c *ws.Client, me, to, from peer, mine, thei
 			if err := c.Send(ctx, map[string]any{"type": "ack", "ref": "a-" + f.ID, "ids": []string{f.ID}}); err != nil {
 				return err
 			}
-		case f.Type == ws.TypeAck && strings.HasPrefix(f.Ref, "s-"):
+		case f.Type == wsproto.TypeAck && strings.HasPrefix(f.Ref, "s-"):
 			if *f.Replayed {
 				return fmt.Errorf("send %s answered as a replay", f.Ref)
 			}
 			sent++
-		case f.Type == ws.TypeAck && strings.HasPrefix(f.Ref, "a-"):
+		case f.Type == wsproto.TypeAck && strings.HasPrefix(f.Ref, "a-"):
 			if *f.Acked != 1 {
 				return fmt.Errorf("ack %s counted %d", f.Ref, *f.Acked)
 			}
 			acked++
-		case f.Type == ws.TypeError:
+		case f.Type == wsproto.TypeError:
 			return fmt.Errorf("error frame: %+v", f)
 		}
 	}
