@@ -117,7 +117,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		case line["step"] != nil:
 			t.Logf("step: %v", line["step"])
 		case line["need"] == "peer":
-			peer = connectPeer(t, ctx, base, line["meshId"].(string), line["invite"].(string))
+			peer = connectPeer(t, ctx, base, line["meshId"].(string), line["invite"].(string), buildBot)
 			// Like a real peer it keeps reading, which is what answers the
 			// broker's pings: one that does not is closed as ping_timeout
 			// 40 s after connecting, and a slow run outlasts that.
@@ -320,15 +320,22 @@ func startBroker(t *testing.T) (string, *models.Store) {
 	return "http://" + ln.Addr().String(), store
 }
 
+// peerSpec is who connectPeer connects as.
+type peerSpec struct {
+	DisplayName, SessionID, Cwd, Summary string
+}
+
+var buildBot = peerSpec{DisplayName: "build-bot", SessionID: "cc-4242", Cwd: "/home/ada/src/claudemesh", Summary: "running the test suite"}
+
 // connectPeer joins the mesh as a Claude Code peer, says hello over /ws and
 // reports a status, so the peers panel has a live session to show.
-func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string) *ws.Client {
+func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string, spec peerSpec) *ws.Client {
 	t.Helper()
 	id, err := meshcrypto.GenerateIdentity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := json.Marshal(map[string]string{"token": invite, "pubkey": id.PublicKeyHex(), "displayName": "build-bot"})
+	body, _ := json.Marshal(map[string]string{"token": invite, "pubkey": id.PublicKeyHex(), "displayName": spec.DisplayName})
 	resp, err := http.Post(base+"/v1/join", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -342,14 +349,14 @@ func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string)
 	if err := json.NewDecoder(resp.Body).Decode(&joined); err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("peer join: %d %v", resp.StatusCode, err)
 	}
-	pid, cwd := 48213, "/home/ada/src/claudemesh"
+	pid, cwd := 48213, spec.Cwd
 	c, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", nil, ws.HelloOptions{Identity: id, MeshID: meshID,
-		MemberID: joined.Member.ID, SessionID: "cc-4242", DisplayName: "build-bot", Pid: &pid, Cwd: &cwd})
+		MemberID: joined.Member.ID, SessionID: spec.SessionID, DisplayName: spec.DisplayName, Pid: &pid, Cwd: &cwd})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	if _, err := c.Call(ctx, map[string]any{"type": "set_status", "status": "working", "summary": "running the test suite", "source": "manual"}); err != nil {
+	if _, err := c.Call(ctx, map[string]any{"type": "set_status", "status": "working", "summary": spec.Summary, "source": "manual"}); err != nil {
 		t.Fatal(err)
 	}
 	return c
