@@ -232,6 +232,19 @@ try {
     check(!txt.includes("Encrypted — open the topic"), `${hash}: a plaintext v1 mention is labelled "Encrypted — open the topic"`);
     check(txt.includes("unencrypted"), `${hash}: the v1 mention is not marked unencrypted`);
   }
+  step("the create form takes a slug; one already taken is refused in words");
+  await A.page.goto(`${BASE}/#/`);
+  await A.page.waitForSelector("[data-testid=mesh-card]");
+  await A.page.fill("input[name=name]", "チーム");
+  await A.page.fill("[data-testid=mesh-slug]", "tokyo-team");
+  await A.page.click("text=Create mesh");
+  await A.page.waitForSelector(".topic[aria-current=page] >> text=general");
+  await A.page.goto(`${BASE}/#/`);
+  check(await A.page.waitForSelector("[data-testid=mesh-card] >> text=tokyo-team").then(() => true, () => false), "the chosen slug is not on the mesh card");
+  await A.page.fill("input[name=name]", "Other");
+  await A.page.fill("[data-testid=mesh-slug]", "tokyo-team");
+  await A.page.click("text=Create mesh");
+  check(await A.page.waitForSelector('.toast.error >> text=slug "tokyo-team"').then(() => true, () => false), "a taken slug is not refused in words");
   say({ done: true, ok: true, failures, checked });
 } catch (e) {
   say({ done: true, ok: false, error: `${e?.stack || e}`, failures, checked });

@@ -212,10 +212,14 @@ async function meshesView() {
   const createForm = h("form.card.inline-form", {
     onsubmit: async (e) => {
       e.preventDefault();
-      const name = new FormData(createForm).get("name").trim();
+      const fd = new FormData(createForm);
+      const name = fd.get("name").trim();
+      const slug = fd.get("slug").trim();
       if (!name) return;
       try {
-        const res = await api.userCall("POST", "/v1/meshes", { name });
+        // Without a slug the broker makes one from the name (and never
+        // refuses it); a chosen one that is taken is a 409 saying so.
+        const res = await api.userCall("POST", "/v1/meshes", slug ? { name, slug } : { name });
         await loadMeshes();
         toast(["Created ", ut(res.mesh.name)]);
         go(`#/m/${res.mesh.id}/t/general`);
@@ -226,7 +230,9 @@ async function meshesView() {
   },
   h("h2", { text: "New mesh" }),
   h("div.row", {}, h("input", { name: "name", placeholder: "Platform team", "aria-label": "Mesh name", maxlength: 100, required: true }),
-    h("button.btn.primary", { type: "submit" }, "Create mesh")));
+    h("button.btn.primary", { type: "submit" }, "Create mesh")),
+  field("Slug (optional)", h("input", { name: "slug", placeholder: "platform-team", pattern: "[a-z0-9][a-z0-9\\-]{0,47}", maxlength: 48, autocomplete: "off", "data-testid": "mesh-slug" }),
+    "What the CLI's --mesh takes: a-z, 0-9 and -. Made from the name when empty."));
   const joinForm = h("form.card.inline-form", {
     onsubmit: (e) => {
       e.preventDefault();
