@@ -256,7 +256,7 @@ async function inboxView(ctx, body, r, opts) {
   } catch (e) {
     return mount(body, errorBox(e, () => inboxView(ctx, body, r, opts)));
   }
-  const preview = (n) => previewOf(n, ctx.decrypt(n));
+  const preview = (n) => previewOf(ctx.decrypt(n));
   const markRead = async (req) => {
     try {
       await ctx.call("POST", "/v1/notifications/read", req);
@@ -297,13 +297,22 @@ async function inboxView(ctx, body, r, opts) {
 
 // previewOf shows a notification's body as its decryption d came out: the
 // text (a v1 body marked as sent unencrypted), or why it cannot be read here.
-function previewOf(n, d) {
+function previewOf(d) {
   if (d?.text !== undefined) {
     return h("div.preview", {}, ut(d.text, "p.summary", { "data-testid": "preview" }),
       d.plain ? h("span.tag.warn", { title: "sent before this topic was keyed; not end-to-end encrypted", text: "unencrypted" }) : null);
   }
   if (d?.broken) return h("p.summary.muted", { text: "This message could not be decrypted." });
   return h("p.summary.muted", { text: "Encrypted — open the topic to read it" });
+}
+
+// v1 reads a plaintext (v1) body, which needs no key.
+function v1(n) {
+  try {
+    return { text: cx.decodeV1(n.ciphertext), plain: true };
+  } catch {
+    return { broken: true };
+  }
 }
 
 // ---------------- cross-mesh inbox ----------------
@@ -325,7 +334,7 @@ export async function crossMeshInbox(shell, { S, meshCtx }) {
   }
   const ctxs = new Map(); // meshId → MeshCtx, for the meshes whose keys we could open
   await cx.ready; // v1 bodies are base64 text: shown without any key
-  const preview = (n) => previewOf(n, n.bodyVersion === 1 ? { text: cx.decodeV1(n.ciphertext), plain: true } : ctxs.get(n.meshId)?.decrypt(n));
+  const preview = (n) => previewOf(n.bodyVersion === 1 ? v1(n) : ctxs.get(n.meshId)?.decrypt(n));
   const markRead = async (req) => {
     try {
       await userCall("POST", "/v1/me/notifications/read", req);
