@@ -1959,8 +1959,10 @@ type ClientInterface interface {
 	// CreateApiKeyWithBody Issue an API key for the calling member
 	//
 	// The key never holds more capabilities than the caller
-	// (403 `capability_escalation`). The secret `key` is shown only in this
-	// answer.
+	// (403 `capability_escalation`) nor a topic the caller is not confined
+	// to (403 `scope_escalation`); a confined caller's key without
+	// `topicScopes` inherits the caller's. The secret `key` is shown only in
+	// this answer.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1970,8 +1972,10 @@ type ClientInterface interface {
 	// CreateApiKey Issue an API key for the calling member
 	//
 	// The key never holds more capabilities than the caller
-	// (403 `capability_escalation`). The secret `key` is shown only in this
-	// answer.
+	// (403 `capability_escalation`) nor a topic the caller is not confined
+	// to (403 `scope_escalation`); a confined caller's key without
+	// `topicScopes` inherits the caller's. The secret `key` is shown only in
+	// this answer.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1980,14 +1984,20 @@ type ClientInterface interface {
 
 	// RevokeApiKey Revoke an API key
 	//
-	// The caller's own key, or with the `admin` capability any key of the mesh.
+	// A credential may always revoke itself. Another key of the caller's
+	// own member needs a credential that holds everything that key holds
+	// (403 `capability_escalation`: a read-only key cannot revoke its
+	// member's full key). A key of another member needs the `admin`
+	// capability on an unscoped credential (403 `scoped_credential`);
+	// without `admin` such keys are 404 `api_key_not_found`.
 	//
 	// Corresponds with DELETE /v1/api-keys/{id} (the `RevokeApiKey` operationId).
 	RevokeApiKey(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAuditEvents Page the mesh's audit log by seq
 	//
-	// An admin credential of the mesh. Events are metadata only (ids,
+	// An admin credential of the mesh, not confined to some topics (403
+	// `scoped_credential`: the log names every topic's events). Events are metadata only (ids,
 	// sizes, roles), never a message body or a secret; oldest first after
 	// `after`. `nextCursor` is a seq: pass it as `after`. With
 	// `verify=true` the answer also carries the result of walking the
@@ -2145,15 +2155,23 @@ type ClientInterface interface {
 
 	// SetPeerPubkeyWithBody Replace a member's identity (ed25519) public key
 	//
-	// The member's own session token (`POST /v1/meshes/{id}/session`) may
-	// replace its pubkey; an API key may only if it holds the `admin`
-	// capability (a leaked ordinary key must not be able to redirect future
-	// seals), and replacing another member's (`memberId`) needs `admin`. Seals made for the old key stop counting, so the
+	// The identity key is the member's whole identity (its `/ws` session,
+	// every future seal and direct message). The member's own session token
+	// (`POST /v1/meshes/{id}/session`) may replace its pubkey; an API key
+	// may only if it holds the `admin` capability (a leaked ordinary key
+	// must not be able to redirect future seals) and every capability of
+	// the member's role, unscoped (403 `full_credential_required`).
+	// Replacing another member's (`memberId`) needs `admin` on an unscoped
+	// credential (403 `scoped_credential`) holding that member's
+	// capabilities (403 `capability_escalation`), and is refused for
+	// another admin (403 `admin_target`). Seals made for the old key stop counting, so the
 	// member is pending again in every keyed topic until someone re-seals.
 	// Setting the current key again is a no-op that answers 200. A mesh
 	// owner's member starts with a server-generated key whose secret nobody
 	// holds, so it must set a real key here before it can open seals.
-	// Errors: 403 `admin_required`; 404 `member_not_found` (unknown, revoked
+	// Errors: 403 `admin_required`, `full_credential_required`,
+	// `scoped_credential`, `capability_escalation`, `admin_target`; 404
+	// `member_not_found` (unknown, revoked
 	// or in another mesh); 409 `pubkey_taken`; 422 for a pubkey that is not
 	// a usable ed25519 key.
 	//
@@ -2164,15 +2182,23 @@ type ClientInterface interface {
 
 	// SetPeerPubkey Replace a member's identity (ed25519) public key
 	//
-	// The member's own session token (`POST /v1/meshes/{id}/session`) may
-	// replace its pubkey; an API key may only if it holds the `admin`
-	// capability (a leaked ordinary key must not be able to redirect future
-	// seals), and replacing another member's (`memberId`) needs `admin`. Seals made for the old key stop counting, so the
+	// The identity key is the member's whole identity (its `/ws` session,
+	// every future seal and direct message). The member's own session token
+	// (`POST /v1/meshes/{id}/session`) may replace its pubkey; an API key
+	// may only if it holds the `admin` capability (a leaked ordinary key
+	// must not be able to redirect future seals) and every capability of
+	// the member's role, unscoped (403 `full_credential_required`).
+	// Replacing another member's (`memberId`) needs `admin` on an unscoped
+	// credential (403 `scoped_credential`) holding that member's
+	// capabilities (403 `capability_escalation`), and is refused for
+	// another admin (403 `admin_target`). Seals made for the old key stop counting, so the
 	// member is pending again in every keyed topic until someone re-seals.
 	// Setting the current key again is a no-op that answers 200. A mesh
 	// owner's member starts with a server-generated key whose secret nobody
 	// holds, so it must set a real key here before it can open seals.
-	// Errors: 403 `admin_required`; 404 `member_not_found` (unknown, revoked
+	// Errors: 403 `admin_required`, `full_credential_required`,
+	// `scoped_credential`, `capability_escalation`, `admin_target`; 404
+	// `member_not_found` (unknown, revoked
 	// or in another mesh); 409 `pubkey_taken`; 422 for a pubkey that is not
 	// a usable ed25519 key.
 	//
@@ -2225,8 +2251,10 @@ type ClientInterface interface {
 	//
 	// Requires the `admin` capability. Revocation cascades: the member's keys
 	// and tokens are refused and its open streams are closed.
-	// Errors: 403 when not admin; 409 `owner_member` (the mesh owner's member
-	// cannot be revoked).
+	// Errors: 403 when not admin, or `scoped_credential` for a credential
+	// confined to some topics; 409 `owner_member` (the mesh owner's member
+	// cannot be revoked) or `revoke_self` (end your own membership with
+	// leave, whose rules a revocation would skip).
 	//
 	// Corresponds with DELETE /v1/members/{id} (the `RevokeMember` operationId).
 	RevokeMember(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2324,6 +2352,9 @@ type ClientInterface interface {
 	// Allowed for a user who is an admin member of the mesh (userBearer), or
 	// for a member principal of that mesh with the `admin` capability
 	// (memberBearer). The invite `token` is shown only in this answer.
+	// An invite hands on its role's capabilities over the whole mesh, so
+	// the caller must hold every one of them (403 `capability_escalation`)
+	// and must not be confined to some topics (403 `scoped_credential`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2335,6 +2366,9 @@ type ClientInterface interface {
 	// Allowed for a user who is an admin member of the mesh (userBearer), or
 	// for a member principal of that mesh with the `admin` capability
 	// (memberBearer). The invite `token` is shown only in this answer.
+	// An invite hands on its role's capabilities over the whole mesh, so
+	// the caller must hold every one of them (403 `capability_escalation`)
+	// and must not be confined to some topics (403 `scoped_credential`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2357,7 +2391,10 @@ type ClientInterface interface {
 	// the members and their API keys and starts a new key epoch in their
 	// keyed topics. The mesh must keep an admin: when the last admins
 	// would leave, `successorMemberId` names a member who stays and becomes
-	// admin. The owner cannot leave (archive the mesh instead).
+	// admin. Naming a successor is an admin's act (403 `admin_required`).
+	// A member credential must hold every capability of the member's role,
+	// unscoped (403 `full_credential_required`: a read-only key cannot end
+	// its member). The owner cannot leave (archive the mesh instead).
 	// Errors: 404 `mesh_not_found`; 409 `last_admin` or `owner_member`;
 	// 422 for a successor that is not a live member who stays.
 	//
@@ -2373,7 +2410,10 @@ type ClientInterface interface {
 	// the members and their API keys and starts a new key epoch in their
 	// keyed topics. The mesh must keep an admin: when the last admins
 	// would leave, `successorMemberId` names a member who stays and becomes
-	// admin. The owner cannot leave (archive the mesh instead).
+	// admin. Naming a successor is an admin's act (403 `admin_required`).
+	// A member credential must hold every capability of the member's role,
+	// unscoped (403 `full_credential_required`: a read-only key cannot end
+	// its member). The owner cannot leave (archive the mesh instead).
 	// Errors: 404 `mesh_not_found`; 409 `last_admin` or `owner_member`;
 	// 422 for a successor that is not a live member who stays.
 	//
@@ -3022,8 +3062,10 @@ func (c *Client) ListApiKeys(ctx context.Context, params *ListApiKeysParams, req
 // CreateApiKeyWithBody Issue an API key for the calling member
 //
 // The key never holds more capabilities than the caller
-// (403 `capability_escalation`). The secret `key` is shown only in this
-// answer.
+// (403 `capability_escalation`) nor a topic the caller is not confined
+// to (403 `scope_escalation`); a confined caller's key without
+// `topicScopes` inherits the caller's. The secret `key` is shown only in
+// this answer.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3043,8 +3085,10 @@ func (c *Client) CreateApiKeyWithBody(ctx context.Context, contentType string, b
 // CreateApiKey Issue an API key for the calling member
 //
 // The key never holds more capabilities than the caller
-// (403 `capability_escalation`). The secret `key` is shown only in this
-// answer.
+// (403 `capability_escalation`) nor a topic the caller is not confined
+// to (403 `scope_escalation`); a confined caller's key without
+// `topicScopes` inherits the caller's. The secret `key` is shown only in
+// this answer.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3063,7 +3107,12 @@ func (c *Client) CreateApiKey(ctx context.Context, body CreateApiKeyJSONRequestB
 
 // RevokeApiKey Revoke an API key
 //
-// The caller's own key, or with the `admin` capability any key of the mesh.
+// A credential may always revoke itself. Another key of the caller's
+// own member needs a credential that holds everything that key holds
+// (403 `capability_escalation`: a read-only key cannot revoke its
+// member's full key). A key of another member needs the `admin`
+// capability on an unscoped credential (403 `scoped_credential`);
+// without `admin` such keys are 404 `api_key_not_found`.
 //
 // Corresponds with DELETE /v1/api-keys/{id} (the `RevokeApiKey` operationId).
 func (c *Client) RevokeApiKey(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3080,7 +3129,8 @@ func (c *Client) RevokeApiKey(ctx context.Context, id Id, reqEditors ...RequestE
 
 // ListAuditEvents Page the mesh's audit log by seq
 //
-// An admin credential of the mesh. Events are metadata only (ids,
+// An admin credential of the mesh, not confined to some topics (403
+// `scoped_credential`: the log names every topic's events). Events are metadata only (ids,
 // sizes, roles), never a message body or a secret; oldest first after
 // `after`. `nextCursor` is a seq: pass it as `after`. With
 // `verify=true` the answer also carries the result of walking the
@@ -3398,15 +3448,23 @@ func (c *Client) MarkMyNotificationsRead(ctx context.Context, body MarkMyNotific
 
 // SetPeerPubkeyWithBody Replace a member's identity (ed25519) public key
 //
-// The member's own session token (`POST /v1/meshes/{id}/session`) may
-// replace its pubkey; an API key may only if it holds the `admin`
-// capability (a leaked ordinary key must not be able to redirect future
-// seals), and replacing another member's (`memberId`) needs `admin`. Seals made for the old key stop counting, so the
+// The identity key is the member's whole identity (its `/ws` session,
+// every future seal and direct message). The member's own session token
+// (`POST /v1/meshes/{id}/session`) may replace its pubkey; an API key
+// may only if it holds the `admin` capability (a leaked ordinary key
+// must not be able to redirect future seals) and every capability of
+// the member's role, unscoped (403 `full_credential_required`).
+// Replacing another member's (`memberId`) needs `admin` on an unscoped
+// credential (403 `scoped_credential`) holding that member's
+// capabilities (403 `capability_escalation`), and is refused for
+// another admin (403 `admin_target`). Seals made for the old key stop counting, so the
 // member is pending again in every keyed topic until someone re-seals.
 // Setting the current key again is a no-op that answers 200. A mesh
 // owner's member starts with a server-generated key whose secret nobody
 // holds, so it must set a real key here before it can open seals.
-// Errors: 403 `admin_required`; 404 `member_not_found` (unknown, revoked
+// Errors: 403 `admin_required`, `full_credential_required`,
+// `scoped_credential`, `capability_escalation`, `admin_target`; 404
+// `member_not_found` (unknown, revoked
 // or in another mesh); 409 `pubkey_taken`; 422 for a pubkey that is not
 // a usable ed25519 key.
 //
@@ -3427,15 +3485,23 @@ func (c *Client) SetPeerPubkeyWithBody(ctx context.Context, contentType string, 
 
 // SetPeerPubkey Replace a member's identity (ed25519) public key
 //
-// The member's own session token (`POST /v1/meshes/{id}/session`) may
-// replace its pubkey; an API key may only if it holds the `admin`
-// capability (a leaked ordinary key must not be able to redirect future
-// seals), and replacing another member's (`memberId`) needs `admin`. Seals made for the old key stop counting, so the
+// The identity key is the member's whole identity (its `/ws` session,
+// every future seal and direct message). The member's own session token
+// (`POST /v1/meshes/{id}/session`) may replace its pubkey; an API key
+// may only if it holds the `admin` capability (a leaked ordinary key
+// must not be able to redirect future seals) and every capability of
+// the member's role, unscoped (403 `full_credential_required`).
+// Replacing another member's (`memberId`) needs `admin` on an unscoped
+// credential (403 `scoped_credential`) holding that member's
+// capabilities (403 `capability_escalation`), and is refused for
+// another admin (403 `admin_target`). Seals made for the old key stop counting, so the
 // member is pending again in every keyed topic until someone re-seals.
 // Setting the current key again is a no-op that answers 200. A mesh
 // owner's member starts with a server-generated key whose secret nobody
 // holds, so it must set a real key here before it can open seals.
-// Errors: 403 `admin_required`; 404 `member_not_found` (unknown, revoked
+// Errors: 403 `admin_required`, `full_credential_required`,
+// `scoped_credential`, `capability_escalation`, `admin_target`; 404
+// `member_not_found` (unknown, revoked
 // or in another mesh); 409 `pubkey_taken`; 422 for a pubkey that is not
 // a usable ed25519 key.
 //
@@ -3538,8 +3604,10 @@ func (c *Client) ListMembers(ctx context.Context, params *ListMembersParams, req
 //
 // Requires the `admin` capability. Revocation cascades: the member's keys
 // and tokens are refused and its open streams are closed.
-// Errors: 403 when not admin; 409 `owner_member` (the mesh owner's member
-// cannot be revoked).
+// Errors: 403 when not admin, or `scoped_credential` for a credential
+// confined to some topics; 409 `owner_member` (the mesh owner's member
+// cannot be revoked) or `revoke_self` (end your own membership with
+// leave, whose rules a revocation would skip).
 //
 // Corresponds with DELETE /v1/members/{id} (the `RevokeMember` operationId).
 func (c *Client) RevokeMember(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3727,6 +3795,9 @@ func (c *Client) ListInvites(ctx context.Context, id Id, params *ListInvitesPara
 // Allowed for a user who is an admin member of the mesh (userBearer), or
 // for a member principal of that mesh with the `admin` capability
 // (memberBearer). The invite `token` is shown only in this answer.
+// An invite hands on its role's capabilities over the whole mesh, so
+// the caller must hold every one of them (403 `capability_escalation`)
+// and must not be confined to some topics (403 `scoped_credential`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3748,6 +3819,9 @@ func (c *Client) CreateInviteWithBody(ctx context.Context, id Id, contentType st
 // Allowed for a user who is an admin member of the mesh (userBearer), or
 // for a member principal of that mesh with the `admin` capability
 // (memberBearer). The invite `token` is shown only in this answer.
+// An invite hands on its role's capabilities over the whole mesh, so
+// the caller must hold every one of them (403 `capability_escalation`)
+// and must not be confined to some topics (403 `scoped_credential`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3790,7 +3864,10 @@ func (c *Client) RevokeInvite(ctx context.Context, id Id, inviteId openapi_types
 // the members and their API keys and starts a new key epoch in their
 // keyed topics. The mesh must keep an admin: when the last admins
 // would leave, `successorMemberId` names a member who stays and becomes
-// admin. The owner cannot leave (archive the mesh instead).
+// admin. Naming a successor is an admin's act (403 `admin_required`).
+// A member credential must hold every capability of the member's role,
+// unscoped (403 `full_credential_required`: a read-only key cannot end
+// its member). The owner cannot leave (archive the mesh instead).
 // Errors: 404 `mesh_not_found`; 409 `last_admin` or `owner_member`;
 // 422 for a successor that is not a live member who stays.
 //
@@ -3816,7 +3893,10 @@ func (c *Client) LeaveMeshWithBody(ctx context.Context, id Id, contentType strin
 // the members and their API keys and starts a new key epoch in their
 // keyed topics. The mesh must keep an admin: when the last admins
 // would leave, `successorMemberId` names a member who stays and becomes
-// admin. The owner cannot leave (archive the mesh instead).
+// admin. Naming a successor is an admin's act (403 `admin_required`).
+// A member credential must hold every capability of the member's role,
+// unscoped (403 `full_credential_required`: a read-only key cannot end
+// its member). The owner cannot leave (archive the mesh instead).
 // Errors: 404 `mesh_not_found`; 409 `last_admin` or `owner_member`;
 // 422 for a successor that is not a live member who stays.
 //
@@ -7545,8 +7625,10 @@ type ClientWithResponsesInterface interface {
 	// CreateApiKeyWithBodyWithResponse Issue an API key for the calling member
 	//
 	// The key never holds more capabilities than the caller
-	// (403 `capability_escalation`). The secret `key` is shown only in this
-	// answer.
+	// (403 `capability_escalation`) nor a topic the caller is not confined
+	// to (403 `scope_escalation`); a confined caller's key without
+	// `topicScopes` inherits the caller's. The secret `key` is shown only in
+	// this answer.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7556,8 +7638,10 @@ type ClientWithResponsesInterface interface {
 	// CreateApiKeyWithResponse Issue an API key for the calling member
 	//
 	// The key never holds more capabilities than the caller
-	// (403 `capability_escalation`). The secret `key` is shown only in this
-	// answer.
+	// (403 `capability_escalation`) nor a topic the caller is not confined
+	// to (403 `scope_escalation`); a confined caller's key without
+	// `topicScopes` inherits the caller's. The secret `key` is shown only in
+	// this answer.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7566,7 +7650,12 @@ type ClientWithResponsesInterface interface {
 
 	// RevokeApiKeyWithResponse Revoke an API key
 	//
-	// The caller's own key, or with the `admin` capability any key of the mesh.
+	// A credential may always revoke itself. Another key of the caller's
+	// own member needs a credential that holds everything that key holds
+	// (403 `capability_escalation`: a read-only key cannot revoke its
+	// member's full key). A key of another member needs the `admin`
+	// capability on an unscoped credential (403 `scoped_credential`);
+	// without `admin` such keys are 404 `api_key_not_found`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7575,7 +7664,8 @@ type ClientWithResponsesInterface interface {
 
 	// ListAuditEventsWithResponse Page the mesh's audit log by seq
 	//
-	// An admin credential of the mesh. Events are metadata only (ids,
+	// An admin credential of the mesh, not confined to some topics (403
+	// `scoped_credential`: the log names every topic's events). Events are metadata only (ids,
 	// sizes, roles), never a message body or a secret; oldest first after
 	// `after`. `nextCursor` is a seq: pass it as `after`. With
 	// `verify=true` the answer also carries the result of walking the
@@ -7741,15 +7831,23 @@ type ClientWithResponsesInterface interface {
 
 	// SetPeerPubkeyWithBodyWithResponse Replace a member's identity (ed25519) public key
 	//
-	// The member's own session token (`POST /v1/meshes/{id}/session`) may
-	// replace its pubkey; an API key may only if it holds the `admin`
-	// capability (a leaked ordinary key must not be able to redirect future
-	// seals), and replacing another member's (`memberId`) needs `admin`. Seals made for the old key stop counting, so the
+	// The identity key is the member's whole identity (its `/ws` session,
+	// every future seal and direct message). The member's own session token
+	// (`POST /v1/meshes/{id}/session`) may replace its pubkey; an API key
+	// may only if it holds the `admin` capability (a leaked ordinary key
+	// must not be able to redirect future seals) and every capability of
+	// the member's role, unscoped (403 `full_credential_required`).
+	// Replacing another member's (`memberId`) needs `admin` on an unscoped
+	// credential (403 `scoped_credential`) holding that member's
+	// capabilities (403 `capability_escalation`), and is refused for
+	// another admin (403 `admin_target`). Seals made for the old key stop counting, so the
 	// member is pending again in every keyed topic until someone re-seals.
 	// Setting the current key again is a no-op that answers 200. A mesh
 	// owner's member starts with a server-generated key whose secret nobody
 	// holds, so it must set a real key here before it can open seals.
-	// Errors: 403 `admin_required`; 404 `member_not_found` (unknown, revoked
+	// Errors: 403 `admin_required`, `full_credential_required`,
+	// `scoped_credential`, `capability_escalation`, `admin_target`; 404
+	// `member_not_found` (unknown, revoked
 	// or in another mesh); 409 `pubkey_taken`; 422 for a pubkey that is not
 	// a usable ed25519 key.
 	//
@@ -7760,15 +7858,23 @@ type ClientWithResponsesInterface interface {
 
 	// SetPeerPubkeyWithResponse Replace a member's identity (ed25519) public key
 	//
-	// The member's own session token (`POST /v1/meshes/{id}/session`) may
-	// replace its pubkey; an API key may only if it holds the `admin`
-	// capability (a leaked ordinary key must not be able to redirect future
-	// seals), and replacing another member's (`memberId`) needs `admin`. Seals made for the old key stop counting, so the
+	// The identity key is the member's whole identity (its `/ws` session,
+	// every future seal and direct message). The member's own session token
+	// (`POST /v1/meshes/{id}/session`) may replace its pubkey; an API key
+	// may only if it holds the `admin` capability (a leaked ordinary key
+	// must not be able to redirect future seals) and every capability of
+	// the member's role, unscoped (403 `full_credential_required`).
+	// Replacing another member's (`memberId`) needs `admin` on an unscoped
+	// credential (403 `scoped_credential`) holding that member's
+	// capabilities (403 `capability_escalation`), and is refused for
+	// another admin (403 `admin_target`). Seals made for the old key stop counting, so the
 	// member is pending again in every keyed topic until someone re-seals.
 	// Setting the current key again is a no-op that answers 200. A mesh
 	// owner's member starts with a server-generated key whose secret nobody
 	// holds, so it must set a real key here before it can open seals.
-	// Errors: 403 `admin_required`; 404 `member_not_found` (unknown, revoked
+	// Errors: 403 `admin_required`, `full_credential_required`,
+	// `scoped_credential`, `capability_escalation`, `admin_target`; 404
+	// `member_not_found` (unknown, revoked
 	// or in another mesh); 409 `pubkey_taken`; 422 for a pubkey that is not
 	// a usable ed25519 key.
 	//
@@ -7825,8 +7931,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Requires the `admin` capability. Revocation cascades: the member's keys
 	// and tokens are refused and its open streams are closed.
-	// Errors: 403 when not admin; 409 `owner_member` (the mesh owner's member
-	// cannot be revoked).
+	// Errors: 403 when not admin, or `scoped_credential` for a credential
+	// confined to some topics; 409 `owner_member` (the mesh owner's member
+	// cannot be revoked) or `revoke_self` (end your own membership with
+	// leave, whose rules a revocation would skip).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7934,6 +8042,9 @@ type ClientWithResponsesInterface interface {
 	// Allowed for a user who is an admin member of the mesh (userBearer), or
 	// for a member principal of that mesh with the `admin` capability
 	// (memberBearer). The invite `token` is shown only in this answer.
+	// An invite hands on its role's capabilities over the whole mesh, so
+	// the caller must hold every one of them (403 `capability_escalation`)
+	// and must not be confined to some topics (403 `scoped_credential`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7945,6 +8056,9 @@ type ClientWithResponsesInterface interface {
 	// Allowed for a user who is an admin member of the mesh (userBearer), or
 	// for a member principal of that mesh with the `admin` capability
 	// (memberBearer). The invite `token` is shown only in this answer.
+	// An invite hands on its role's capabilities over the whole mesh, so
+	// the caller must hold every one of them (403 `capability_escalation`)
+	// and must not be confined to some topics (403 `scoped_credential`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7969,7 +8083,10 @@ type ClientWithResponsesInterface interface {
 	// the members and their API keys and starts a new key epoch in their
 	// keyed topics. The mesh must keep an admin: when the last admins
 	// would leave, `successorMemberId` names a member who stays and becomes
-	// admin. The owner cannot leave (archive the mesh instead).
+	// admin. Naming a successor is an admin's act (403 `admin_required`).
+	// A member credential must hold every capability of the member's role,
+	// unscoped (403 `full_credential_required`: a read-only key cannot end
+	// its member). The owner cannot leave (archive the mesh instead).
 	// Errors: 404 `mesh_not_found`; 409 `last_admin` or `owner_member`;
 	// 422 for a successor that is not a live member who stays.
 	//
@@ -7985,7 +8102,10 @@ type ClientWithResponsesInterface interface {
 	// the members and their API keys and starts a new key epoch in their
 	// keyed topics. The mesh must keep an admin: when the last admins
 	// would leave, `successorMemberId` names a member who stays and becomes
-	// admin. The owner cannot leave (archive the mesh instead).
+	// admin. Naming a successor is an admin's act (403 `admin_required`).
+	// A member credential must hold every capability of the member's role,
+	// unscoped (403 `full_credential_required`: a read-only key cannot end
+	// its member). The owner cannot leave (archive the mesh instead).
 	// Errors: 404 `mesh_not_found`; 409 `last_admin` or `owner_member`;
 	// 422 for a successor that is not a live member who stays.
 	//
@@ -14507,8 +14627,10 @@ func (c *ClientWithResponses) ListApiKeysWithResponse(ctx context.Context, param
 // CreateApiKeyWithBodyWithResponse Issue an API key for the calling member
 //
 // The key never holds more capabilities than the caller
-// (403 `capability_escalation`). The secret `key` is shown only in this
-// answer.
+// (403 `capability_escalation`) nor a topic the caller is not confined
+// to (403 `scope_escalation`); a confined caller's key without
+// `topicScopes` inherits the caller's. The secret `key` is shown only in
+// this answer.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -14524,8 +14646,10 @@ func (c *ClientWithResponses) CreateApiKeyWithBodyWithResponse(ctx context.Conte
 // CreateApiKeyWithResponse Issue an API key for the calling member
 //
 // The key never holds more capabilities than the caller
-// (403 `capability_escalation`). The secret `key` is shown only in this
-// answer.
+// (403 `capability_escalation`) nor a topic the caller is not confined
+// to (403 `scope_escalation`); a confined caller's key without
+// `topicScopes` inherits the caller's. The secret `key` is shown only in
+// this answer.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -14540,7 +14664,12 @@ func (c *ClientWithResponses) CreateApiKeyWithResponse(ctx context.Context, body
 
 // RevokeApiKeyWithResponse Revoke an API key
 //
-// The caller's own key, or with the `admin` capability any key of the mesh.
+// A credential may always revoke itself. Another key of the caller's
+// own member needs a credential that holds everything that key holds
+// (403 `capability_escalation`: a read-only key cannot revoke its
+// member's full key). A key of another member needs the `admin`
+// capability on an unscoped credential (403 `scoped_credential`);
+// without `admin` such keys are 404 `api_key_not_found`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -14555,7 +14684,8 @@ func (c *ClientWithResponses) RevokeApiKeyWithResponse(ctx context.Context, id I
 
 // ListAuditEventsWithResponse Page the mesh's audit log by seq
 //
-// An admin credential of the mesh. Events are metadata only (ids,
+// An admin credential of the mesh, not confined to some topics (403
+// `scoped_credential`: the log names every topic's events). Events are metadata only (ids,
 // sizes, roles), never a message body or a secret; oldest first after
 // `after`. `nextCursor` is a seq: pass it as `after`. With
 // `verify=true` the answer also carries the result of walking the
@@ -14817,15 +14947,23 @@ func (c *ClientWithResponses) MarkMyNotificationsReadWithResponse(ctx context.Co
 
 // SetPeerPubkeyWithBodyWithResponse Replace a member's identity (ed25519) public key
 //
-// The member's own session token (`POST /v1/meshes/{id}/session`) may
-// replace its pubkey; an API key may only if it holds the `admin`
-// capability (a leaked ordinary key must not be able to redirect future
-// seals), and replacing another member's (`memberId`) needs `admin`. Seals made for the old key stop counting, so the
+// The identity key is the member's whole identity (its `/ws` session,
+// every future seal and direct message). The member's own session token
+// (`POST /v1/meshes/{id}/session`) may replace its pubkey; an API key
+// may only if it holds the `admin` capability (a leaked ordinary key
+// must not be able to redirect future seals) and every capability of
+// the member's role, unscoped (403 `full_credential_required`).
+// Replacing another member's (`memberId`) needs `admin` on an unscoped
+// credential (403 `scoped_credential`) holding that member's
+// capabilities (403 `capability_escalation`), and is refused for
+// another admin (403 `admin_target`). Seals made for the old key stop counting, so the
 // member is pending again in every keyed topic until someone re-seals.
 // Setting the current key again is a no-op that answers 200. A mesh
 // owner's member starts with a server-generated key whose secret nobody
 // holds, so it must set a real key here before it can open seals.
-// Errors: 403 `admin_required`; 404 `member_not_found` (unknown, revoked
+// Errors: 403 `admin_required`, `full_credential_required`,
+// `scoped_credential`, `capability_escalation`, `admin_target`; 404
+// `member_not_found` (unknown, revoked
 // or in another mesh); 409 `pubkey_taken`; 422 for a pubkey that is not
 // a usable ed25519 key.
 //
@@ -14842,15 +14980,23 @@ func (c *ClientWithResponses) SetPeerPubkeyWithBodyWithResponse(ctx context.Cont
 
 // SetPeerPubkeyWithResponse Replace a member's identity (ed25519) public key
 //
-// The member's own session token (`POST /v1/meshes/{id}/session`) may
-// replace its pubkey; an API key may only if it holds the `admin`
-// capability (a leaked ordinary key must not be able to redirect future
-// seals), and replacing another member's (`memberId`) needs `admin`. Seals made for the old key stop counting, so the
+// The identity key is the member's whole identity (its `/ws` session,
+// every future seal and direct message). The member's own session token
+// (`POST /v1/meshes/{id}/session`) may replace its pubkey; an API key
+// may only if it holds the `admin` capability (a leaked ordinary key
+// must not be able to redirect future seals) and every capability of
+// the member's role, unscoped (403 `full_credential_required`).
+// Replacing another member's (`memberId`) needs `admin` on an unscoped
+// credential (403 `scoped_credential`) holding that member's
+// capabilities (403 `capability_escalation`), and is refused for
+// another admin (403 `admin_target`). Seals made for the old key stop counting, so the
 // member is pending again in every keyed topic until someone re-seals.
 // Setting the current key again is a no-op that answers 200. A mesh
 // owner's member starts with a server-generated key whose secret nobody
 // holds, so it must set a real key here before it can open seals.
-// Errors: 403 `admin_required`; 404 `member_not_found` (unknown, revoked
+// Errors: 403 `admin_required`, `full_credential_required`,
+// `scoped_credential`, `capability_escalation`, `admin_target`; 404
+// `member_not_found` (unknown, revoked
 // or in another mesh); 409 `pubkey_taken`; 422 for a pubkey that is not
 // a usable ed25519 key.
 //
@@ -14937,8 +15083,10 @@ func (c *ClientWithResponses) ListMembersWithResponse(ctx context.Context, param
 //
 // Requires the `admin` capability. Revocation cascades: the member's keys
 // and tokens are refused and its open streams are closed.
-// Errors: 403 when not admin; 409 `owner_member` (the mesh owner's member
-// cannot be revoked).
+// Errors: 403 when not admin, or `scoped_credential` for a credential
+// confined to some topics; 409 `owner_member` (the mesh owner's member
+// cannot be revoked) or `revoke_self` (end your own membership with
+// leave, whose rules a revocation would skip).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -15100,6 +15248,9 @@ func (c *ClientWithResponses) ListInvitesWithResponse(ctx context.Context, id Id
 // Allowed for a user who is an admin member of the mesh (userBearer), or
 // for a member principal of that mesh with the `admin` capability
 // (memberBearer). The invite `token` is shown only in this answer.
+// An invite hands on its role's capabilities over the whole mesh, so
+// the caller must hold every one of them (403 `capability_escalation`)
+// and must not be confined to some topics (403 `scoped_credential`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15117,6 +15268,9 @@ func (c *ClientWithResponses) CreateInviteWithBodyWithResponse(ctx context.Conte
 // Allowed for a user who is an admin member of the mesh (userBearer), or
 // for a member principal of that mesh with the `admin` capability
 // (memberBearer). The invite `token` is shown only in this answer.
+// An invite hands on its role's capabilities over the whole mesh, so
+// the caller must hold every one of them (403 `capability_escalation`)
+// and must not be confined to some topics (403 `scoped_credential`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15153,7 +15307,10 @@ func (c *ClientWithResponses) RevokeInviteWithResponse(ctx context.Context, id I
 // the members and their API keys and starts a new key epoch in their
 // keyed topics. The mesh must keep an admin: when the last admins
 // would leave, `successorMemberId` names a member who stays and becomes
-// admin. The owner cannot leave (archive the mesh instead).
+// admin. Naming a successor is an admin's act (403 `admin_required`).
+// A member credential must hold every capability of the member's role,
+// unscoped (403 `full_credential_required`: a read-only key cannot end
+// its member). The owner cannot leave (archive the mesh instead).
 // Errors: 404 `mesh_not_found`; 409 `last_admin` or `owner_member`;
 // 422 for a successor that is not a live member who stays.
 //
@@ -15175,7 +15332,10 @@ func (c *ClientWithResponses) LeaveMeshWithBodyWithResponse(ctx context.Context,
 // the members and their API keys and starts a new key epoch in their
 // keyed topics. The mesh must keep an admin: when the last admins
 // would leave, `successorMemberId` names a member who stays and becomes
-// admin. The owner cannot leave (archive the mesh instead).
+// admin. Naming a successor is an admin's act (403 `admin_required`).
+// A member credential must hold every capability of the member's role,
+// unscoped (403 `full_credential_required`: a read-only key cannot end
+// its member). The owner cannot leave (archive the mesh instead).
 // Errors: 404 `mesh_not_found`; 409 `last_admin` or `owner_member`;
 // 422 for a successor that is not a live member who stays.
 //

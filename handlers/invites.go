@@ -40,7 +40,7 @@ func (h *Handler) CreateInvite(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	inv, token, err := h.Store.CreateInvite(ctx, admin, p.UserID, models.CreateInviteInput{
+	inv, token, err := h.Store.CreateInvite(ctx, p, admin, models.CreateInviteInput{
 		Role: req.Role, MaxUses: req.MaxUses, ExpiresIn: time.Duration(req.ExpiresInSeconds) * time.Second})
 	if err != nil {
 		return err

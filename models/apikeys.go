@@ -106,20 +106,11 @@ func (s *Store) CreateAPIKey(ctx context.Context, caller *Principal, in CreateKe
 	if fe != nil {
 		return nil, "", Invalid(fe...)
 	}
-	for _, c := range caps {
-		if !caller.Can(c) {
-			return nil, "", E(KindForbidden, "capability_escalation", "you cannot grant %q: your credential does not hold it", c)
-		}
+	if scopes == nil && caller.TopicScopes != nil {
+		scopes = slices.Clone(caller.TopicScopes) // omitted: inherit the caller's confinement
 	}
-	if caller.TopicScopes != nil {
-		if scopes == nil {
-			scopes = slices.Clone(caller.TopicScopes)
-		}
-		for _, t := range scopes {
-			if !slices.Contains(caller.TopicScopes, t) {
-				return nil, "", E(KindForbidden, "scope_escalation", "you cannot grant topic %q: your credential is not scoped to it", t)
-			}
-		}
+	if err := authorityOf(caller, nil).grant(caps, scopes); err != nil {
+		return nil, "", err
 	}
 	var expires *time.Time
 	if in.ExpiresIn != 0 {
@@ -218,8 +209,11 @@ func (s *Store) ListAPIKeys(ctx context.Context, caller *Principal, p PageReques
 	return pageByID[APIKey](q, p, func(k APIKey) string { return k.ID })
 }
 
-// RevokeAPIKey revokes one of the caller's keys, or any key of the mesh for
-// an admin. Keys the caller may not touch are reported as not found.
+// RevokeAPIKey revokes a key. A credential may always revoke itself; another
+// key of the same member only when the caller holds everything that key
+// holds (a read-only key cannot take away its member's full key); a key of
+// another member only with the admin capability over the whole mesh. Keys
+// of other members that the caller may not touch are reported as not found.
 func (s *Store) RevokeAPIKey(ctx context.Context, caller *Principal, keyID string) error {
 	if !ValidID(keyID) {
 		return notFound("api_key")
@@ -233,8 +227,20 @@ func (s *Store) RevokeAPIKey(ctx context.Context, caller *Principal, keyID strin
 		if err != nil {
 			return fmt.Errorf("find api key: %w", err)
 		}
-		if k.IssuedByMemberID != caller.MemberID && !caller.Can(CapAdmin) {
+		auth := authorityOf(caller, nil)
+		switch {
+		case k.ID == caller.APIKeyID:
+			// giving up one's own credential hands nothing on
+		case k.IssuedByMemberID == caller.MemberID:
+			if !auth.covers(&k) {
+				return E(KindForbidden, "capability_escalation", "this key holds more than your credential: revoke it with a credential that holds as much (the member's session or a full key)")
+			}
+		case !caller.Can(CapAdmin):
 			return notFound("api_key")
+		default:
+			if err := auth.meshWide(); err != nil {
+				return err
+			}
 		}
 		if k.RevokedAt != nil {
 			return nil

@@ -56,7 +56,7 @@ func TestRevokedMemberKeysStopWorking(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *models.Store) {
 		ctx := context.Background()
 		cm, owner := newMesh(t, s)
-		_, token, err := s.CreateInvite(ctx, &cm.Member, "", models.CreateInviteInput{})
+		_, token, err := s.CreateInvite(ctx, models.RolePrincipal(&cm.Member), &cm.Member, models.CreateInviteInput{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -247,6 +247,9 @@ func (s *Store) ListAudit(ctx context.Context, p *Principal, after int64, limit 
 	if !p.Can(CapAdmin) {
 		return nil, false, E(KindForbidden, "admin_required", "the audit log needs the admin capability")
 	}
+	if err := authorityOf(p, nil).meshWide(); err != nil {
+		return nil, false, err // the log names every topic's events
+	}
 	if after < 0 {
 		return nil, false, E(KindBadRequest, "invalid_query", "after must be a seq")
 	}

@@ -24,7 +24,7 @@ func joinPeer(t *testing.T, s *models.Store, cm *models.CreatedMesh, name string
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, token, err := s.CreateInvite(ctx, &cm.Member, "", models.CreateInviteInput{})
+	_, token, err := s.CreateInvite(ctx, models.RolePrincipal(&cm.Member), &cm.Member, models.CreateInviteInput{})
 	if err != nil {
 		t.Fatal(err)
 	}

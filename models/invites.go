@@ -57,6 +57,9 @@ func (s *Store) AuthorizeMeshAdmin(ctx context.Context, p *Principal, meshID str
 		if !p.Can(CapAdmin) {
 			return nil, E(KindForbidden, "admin_required", "this needs the admin capability")
 		}
+		if p.TopicScopes != nil {
+			return nil, errScopedCredential
+		}
 		return s.MemberInMesh(ctx, meshID, p.MemberID)
 	case p.IsUser():
 		m, err := s.MembershipFor(ctx, p.UserID, meshID)
@@ -71,9 +74,10 @@ func (s *Store) AuthorizeMeshAdmin(ctx context.Context, p *Principal, meshID str
 	return nil, ErrUnauthorized
 }
 
-// CreateInvite mints an invite on behalf of an admin member (and the user
-// behind it, when the call came from the dashboard).
-func (s *Store) CreateInvite(ctx context.Context, admin *Member, byUserID string, in CreateInviteInput) (*Invite, string, error) {
+// CreateInvite mints an invite on behalf of an admin member (authorised by
+// AuthorizeMeshAdmin) for the caller p, who may be the user behind it. The
+// invite's role may not carry a capability the caller does not hold.
+func (s *Store) CreateInvite(ctx context.Context, p *Principal, admin *Member, in CreateInviteInput) (*Invite, string, error) {
 	if in.Role == "" {
 		in.Role = RoleMember
 	}
@@ -96,13 +100,17 @@ func (s *Store) CreateInvite(ctx context.Context, admin *Member, byUserID string
 	if fe != nil {
 		return nil, "", Invalid(fe...)
 	}
+	// An invite opens the whole mesh with its role's capabilities.
+	if err := authorityOf(p, admin).grant(CapsForRole(in.Role), nil); err != nil {
+		return nil, "", err
+	}
 	token := randomToken("cmi_")
 	now := s.nowUTC()
 	mid := admin.ID
 	inv := &Invite{ID: NewID(), MeshID: admin.MeshID, TokenHash: hashSecret(token), TokenPrefix: token[:inviteTokenPrefixLen], Role: in.Role, MaxUses: in.MaxUses,
 		ExpiresAt: now.Add(in.ExpiresIn), CreatedByMemberID: &mid, CreatedAt: now}
-	if byUserID != "" {
-		uid := byUserID
+	if p.IsUser() {
+		uid := p.UserID
 		inv.CreatedByUserID = &uid
 	}
 	err := s.tx(ctx, func(tx *gorm.DB) error {

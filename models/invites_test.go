@@ -42,7 +42,7 @@ func TestConcurrentJoinsNeverExceedMaxUses(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *models.Store) {
 		ctx := context.Background()
 		cm, _ := newMesh(t, s)
-		inv, token, err := s.CreateInvite(ctx, &cm.Member, "", models.CreateInviteInput{MaxUses: 10})
+		inv, token, err := s.CreateInvite(ctx, models.RolePrincipal(&cm.Member), &cm.Member, models.CreateInviteInput{MaxUses: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func TestJoinRefusals(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *models.Store) {
 		ctx := context.Background()
 		cm, _ := newMesh(t, s)
-		_, token, err := s.CreateInvite(ctx, &cm.Member, "", models.CreateInviteInput{MaxUses: 3})
+		_, token, err := s.CreateInvite(ctx, models.RolePrincipal(&cm.Member), &cm.Member, models.CreateInviteInput{MaxUses: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +148,7 @@ func TestExpiredInvite(t *testing.T) {
 				t.Fatal(err)
 			}
 			cm, _ := newMesh(t, s)
-			_, token, err := s.CreateInvite(context.Background(), &cm.Member, "", models.CreateInviteInput{ExpiresIn: time.Hour})
+			_, token, err := s.CreateInvite(context.Background(), models.RolePrincipal(&cm.Member), &cm.Member, models.CreateInviteInput{ExpiresIn: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}

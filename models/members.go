@@ -136,9 +136,13 @@ func (s *Store) RevokeMember(ctx context.Context, caller *Principal, memberID st
 	if !caller.Can(CapAdmin) {
 		return E(KindForbidden, "admin_required", "revoking a member needs the admin capability")
 	}
+	if err := authorityOf(caller, nil).meshWide(); err != nil {
+		return err
+	}
 	if !ValidID(memberID) {
 		return notFound("member")
 	}
+
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		var m Member
 		err := s.forUpdate(tx.Where("id = ? AND mesh_id = ?", memberID, caller.MeshID)).Take(&m).Error
@@ -157,6 +161,11 @@ func (s *Store) RevokeMember(ctx context.Context, caller *Principal, memberID st
 		}
 		if (m.DashboardUserID != nil && *m.DashboardUserID == mesh.OwnerUserID) || (m.UserID != nil && *m.UserID == mesh.OwnerUserID) {
 			return E(KindConflict, "owner_member", "the mesh owner's member cannot be revoked")
+		}
+		if m.ID == caller.MemberID {
+			// Revoking oneself would skip leave's rules (the last admin, a
+			// whole credential), so it is leave's job.
+			return E(KindConflict, "revoke_self", "to end your own membership, leave the mesh (POST /v1/meshes/{id}/leave)")
 		}
 		now := s.nowUTC()
 		if err := tx.Model(&Member{}).Where("id = ?", m.ID).Update("revoked_at", now).Error; err != nil {

@@ -381,8 +381,12 @@ func (s *Store) ArchiveMesh(ctx context.Context, admin *Member) (*Mesh, error) {
 // keys and starts a new key epoch in their keyed topics, like a
 // revocation. The mesh must keep an admin: when the last ones would leave,
 // successorID must name a live member who stays, and it becomes admin
-// (409 last_admin otherwise). The owner cannot leave their own mesh (409
-// owner_member); they archive it instead.
+// (409 last_admin otherwise). Naming a successor is an admin's act: a
+// leaver who is not an admin cannot hand the role on (403). A member
+// principal leaves only with a credential that holds everything its role
+// allows (authority.whole): a read-only key cannot end its member. The
+// owner cannot leave their own mesh (409 owner_member); they archive it
+// instead.
 func (s *Store) LeaveMesh(ctx context.Context, p *Principal, meshID, successorID string) error {
 	if successorID != "" && !ValidID(successorID) {
 		return Invalid(FieldError{"successorMemberId", "must be a member id"})
@@ -410,13 +414,21 @@ func (s *Store) LeaveMesh(ctx context.Context, p *Principal, meshID, successorID
 			return notFound("mesh")
 		}
 		ids := make([]string, len(leaving))
+		leaverIsAdmin := false
 		for i, m := range leaving {
 			ids[i] = m.ID
 			if (m.DashboardUserID != nil && *m.DashboardUserID == mesh.OwnerUserID) || (m.UserID != nil && *m.UserID == mesh.OwnerUserID) {
 				return E(KindConflict, "owner_member", "the mesh owner cannot leave; archive the mesh instead")
 			}
+			if err := authorityOf(p, &leaving[i]).whole(); err != nil {
+				return err
+			}
+			leaverIsAdmin = leaverIsAdmin || m.Role == RoleAdmin
 		}
 		actor := ids[0]
+		if successorID != "" && !leaverIsAdmin {
+			return E(KindForbidden, "admin_required", "only an admin may name a successor: the successor becomes admin")
+		}
 		if successorID != "" {
 			succ, err := s.MemberInMeshTx(tx, meshID, successorID)
 			if err != nil {

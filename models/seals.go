@@ -275,17 +275,43 @@ func (s *Store) SetPeerPubkey(ctx context.Context, p *Principal, memberID, pubke
 	// Swapping the identity key redirects every future seal, so a leaked
 	// ordinary API key must not be able to do it: only the member's own
 	// session token (minted by its user) or an admin credential may.
+	// Replacing an identity key hands the caller that member's whole
+	// identity: its /ws session with every capability of its role, and every
+	// future seal and direct message. So a member's own key is replaced only
+	// with a whole credential (its session token, or an admin key that holds
+	// everything, unscoped: a leaked ordinary key must not take the
+	// identity over), and another member's only by an unscoped admin
+	// credential that holds at least that member's capabilities, never for
+	// another admin (an admin may reset a member who lost their key, not
+	// become another admin).
+	auth := authorityOf(p, nil)
 	switch {
-	case memberID != p.MemberID && !p.Can(CapAdmin):
-		return nil, E(KindForbidden, "admin_required", "only an admin may change another member's pubkey")
-	case p.APIKeyID != "" && !p.Can(CapAdmin):
+	case memberID == p.MemberID && p.APIKeyID != "" && !p.Can(CapAdmin):
 		return nil, E(KindForbidden, "admin_required", "changing a pubkey needs a member session token or an admin key")
+	case memberID == p.MemberID:
+		if err := auth.whole(); err != nil {
+			return nil, err
+		}
+	case !p.Can(CapAdmin):
+		return nil, E(KindForbidden, "admin_required", "only an admin may change another member's pubkey")
+	default:
+		if err := auth.meshWide(); err != nil {
+			return nil, err
+		}
 	}
 	var m Member
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		found, err := s.MemberInMeshTx(tx, p.MeshID, memberID)
 		if err != nil {
 			return err
+		}
+		if found.ID != p.MemberID {
+			if found.Role == RoleAdmin {
+				return E(KindForbidden, "admin_target", "an admin's identity key can be changed only by that admin")
+			}
+			if err := auth.grant(CapsForRole(found.Role), nil); err != nil {
+				return err
+			}
 		}
 		m = *found
 		if m.PeerPubkey == pubkey {

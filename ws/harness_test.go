@@ -127,7 +127,7 @@ func (w *world) join(name string) peer {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	_, token, err := w.store.CreateInvite(ctx, &w.mesh.Member, "", models.CreateInviteInput{})
+	_, token, err := w.store.CreateInvite(ctx, models.RolePrincipal(&w.mesh.Member), &w.mesh.Member, models.CreateInviteInput{})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -246,7 +246,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 					t.Fatal(err)
 				}
 				for range 3 {
-					if _, _, err := s.CreateInvite(ctx, &cm.Member, "", models.CreateInviteInput{}); err != nil {
+					if _, _, err := s.CreateInvite(ctx, models.RolePrincipal(&cm.Member), &cm.Member, models.CreateInviteInput{}); err != nil {
 						t.Fatal(err)
 					}
 				}
