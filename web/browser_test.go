@@ -1,12 +1,10 @@
 package web_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,14 +51,7 @@ func inCI() bool {
 // CLAUDEMESH_TEST_SKIP_BROWSER=1 to skip it knowingly (never under CI=true).
 // With CLAUDEMESH_UPDATE_SCREENSHOTS=1 it rewrites docs/img/*.png.
 func TestDashboardInBrowser(t *testing.T) {
-	if os.Getenv("CLAUDEMESH_TEST_SKIP_BROWSER") == "1" {
-		if inCI() {
-			t.Fatal("CLAUDEMESH_TEST_SKIP_BROWSER=1 is not honoured under CI=true")
-		}
-		t.Skip("CLAUDEMESH_TEST_SKIP_BROWSER=1")
-	}
-	ensureChromium(t)
-	node, pwDir := ensurePlaywright(t)
+	node, pwDir := needBrowser(t)
 	base, store := startBroker(t)
 
 	shots := t.TempDir()
@@ -77,22 +68,23 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "browser.mjs"))
-	cmd.Env = append(os.Environ(), "BASE="+base, "PW_DIR="+pwDir, "CHROMIUM="+chromiumPath, "SHOTS_DIR="+shots)
-	cmd.Stderr = &testWriter{t: t, prefix: "browser.mjs: "}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	var peer *ws.Client
+	done := runScript(t, ctx, node, "browser.mjs", []string{"BASE=" + base, "PW_DIR=" + pwDir, "CHROMIUM=" + chromiumPath, "SHOTS_DIR=" + shots},
+		func(line map[string]any) any {
+			switch line["need"] {
+			case "peer":
+				peer = connectPeer(t, ctx, base, line["meshId"].(string), line["invite"].(string), buildBot)
+				keepReading(ctx, peer)
+			case "peer-status":
+				// The reply is read (and dropped) by keepReading; the page
+				// shows whether the status arrived.
+				if err := peer.Send(ctx, map[string]any{"type": "set_status", "status": "idle", "summary": "waiting for review", "source": "manual"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return struct{}{}
+		})
 	var result struct {
-		Done          bool     `json:"done"`
 		OK            bool     `json:"ok"`
 		Error         string   `json:"error"`
 		SealMS        int64    `json:"sealMs"`
@@ -104,51 +96,8 @@ func TestDashboardInBrowser(t *testing.T) {
 			Who, Method, URL string
 		} `json:"requests"`
 	}
-	var peer *ws.Client
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var line map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Logf("browser.mjs stdout: %s", sc.Text())
-			continue
-		}
-		switch {
-		case line["step"] != nil:
-			t.Logf("step: %v", line["step"])
-		case line["need"] == "peer":
-			peer = connectPeer(t, ctx, base, line["meshId"].(string), line["invite"].(string), buildBot)
-			// Like a real peer it keeps reading, which is what answers the
-			// broker's pings: one that does not is closed as ping_timeout
-			// 40 s after connecting, and a slow run outlasts that.
-			go func() {
-				for {
-					if _, err := peer.Next(ctx); err != nil {
-						return
-					}
-				}
-			}()
-			_, _ = io.WriteString(stdin, "{}\n")
-		case line["need"] == "peer-status":
-			// The reply is read (and dropped) by the reader above; the page
-			// shows whether the status arrived.
-			if err := peer.Send(ctx, map[string]any{"type": "set_status", "status": "idle", "summary": "waiting for review", "source": "manual"}); err != nil {
-				t.Fatal(err)
-			}
-			_, _ = io.WriteString(stdin, "{}\n")
-		case line["done"] == true:
-			if err := json.Unmarshal(sc.Bytes(), &result); err != nil {
-				t.Fatal(err)
-			}
-			_ = stdin.Close()
-		}
-	}
-	_ = stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("browser.mjs: %v", err)
-	}
-	if !result.Done {
-		t.Fatal("browser.mjs ended without a result")
+	if err := json.Unmarshal(done, &result); err != nil {
+		t.Fatal(err)
 	}
 	if !result.OK {
 		t.Fatalf("browser run failed: %s", result.Error)

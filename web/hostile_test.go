@@ -1,13 +1,9 @@
 package web_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,79 +23,33 @@ var hostilePeer = peerSpec{
 // addresses it cannot read (malformed escapes, unknown routes, huge
 // fragments) must lead to a view, never leave it on "Starting…"; names,
 // summaries, descriptions and bodies without spaces must not widen the page
-// at 1280 or 390 px; a right-to-left override in a body or a name must not
+// at 1280 or 390 px; a right-to-left override in a body must not
 // reorder the text after it; and a plaintext (v1) mention is shown as text
 // marked unencrypted, not as "Encrypted". Same needs as
 // TestDashboardInBrowser; CLAUDEMESH_HOSTILE_SHOTS=dir keeps screenshots.
 func TestDashboardHostileText(t *testing.T) {
-	if os.Getenv("CLAUDEMESH_TEST_SKIP_BROWSER") == "1" {
-		if inCI() {
-			t.Fatal("CLAUDEMESH_TEST_SKIP_BROWSER=1 is not honoured under CI=true")
-		}
-		t.Skip("CLAUDEMESH_TEST_SKIP_BROWSER=1")
-	}
-	ensureChromium(t)
-	node, pwDir := ensurePlaywright(t)
+	node, pwDir := needBrowser(t)
 	base, _ := startBroker(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "hostile.mjs"))
 	peerJSON, _ := json.Marshal(hostilePeer)
-	cmd.Env = append(os.Environ(), "BASE="+base, "PW_DIR="+pwDir, "CHROMIUM="+chromiumPath,
-		"SHOTS_DIR="+os.Getenv("CLAUDEMESH_HOSTILE_SHOTS"), "PEER="+string(peerJSON))
-	cmd.Stderr = &testWriter{t: t, prefix: "hostile.mjs: "}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	done := runScript(t, ctx, node, "hostile.mjs", []string{"BASE=" + base, "PW_DIR=" + pwDir, "CHROMIUM=" + chromiumPath,
+		"SHOTS_DIR=" + os.Getenv("CLAUDEMESH_HOSTILE_SHOTS"), "PEER=" + string(peerJSON)},
+		func(line map[string]any) any {
+			if line["need"] == "peer" {
+				keepReading(ctx, connectPeer(t, ctx, base, line["meshId"].(string), line["invite"].(string), hostilePeer))
+			}
+			return struct{}{}
+		})
 	var result struct {
-		Done, OK bool
+		OK       bool
 		Error    string
 		Failures []string
 		Checked  int
 	}
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var line map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Logf("hostile.mjs stdout: %s", sc.Text())
-			continue
-		}
-		switch {
-		case line["step"] != nil:
-			t.Logf("step: %v", line["step"])
-		case line["need"] == "peer":
-			peer := connectPeer(t, ctx, base, line["meshId"].(string), line["invite"].(string), hostilePeer)
-			go func() { // keep reading: that answers the broker's pings
-				for {
-					if _, err := peer.Next(ctx); err != nil {
-						return
-					}
-				}
-			}()
-			_, _ = io.WriteString(stdin, "{}\n")
-		case line["done"] == true:
-			if err := json.Unmarshal(sc.Bytes(), &result); err != nil {
-				t.Fatal(err)
-			}
-			_ = stdin.Close()
-		}
-	}
-	_ = stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("hostile.mjs: %v", err)
-	}
-	if !result.Done {
-		t.Fatal("hostile.mjs ended without a result")
+	if err := json.Unmarshal(done, &result); err != nil {
+		t.Fatal(err)
 	}
 	for _, f := range result.Failures {
 		t.Error(f)
