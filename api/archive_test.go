@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/claudemesh/claudemesh-go/api"
-	"github.com/claudemesh/claudemesh-go/ws"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
 )
 
 // TestArchiveMeshCutsEverything: archiving a mesh ends a live SSE stream
@@ -56,7 +56,7 @@ func TestArchiveMeshCutsEverything(t *testing.T) {
 		for err == nil {
 			_, err = cb.Next(context.Background())
 		}
-		if code, reason := ws.CloseStatus(err); code != 4403 || !strings.HasPrefix(reason, "mesh_archived") {
+		if code, reason := wsclient.CloseStatus(err); code != 4403 || !strings.HasPrefix(reason, "mesh_archived") {
 			t.Errorf("websocket closed with %d %q", code, reason)
 		}
 		// Keys and tokens are refused on their next request.

@@ -16,6 +16,10 @@ import (
 
 // Config is the broker's configuration, read from the environment.
 type Config struct {
+	// Addr is the host:port the broker listens on: BROKER_ADDR, else
+	// ":"+BROKER_PORT, else ":7900" (every interface). AddrVar names the
+	// variable it came from, for errors at listen time.
+	Addr, AddrVar   string
 	Port            int
 	DatabaseURL     string
 	SQLitePath      string
@@ -117,6 +121,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return f
 	}
 	c.Port = intVar("BROKER_PORT", 7900, 1, 65535)
+	c.Addr, c.AddrVar = ":"+strconv.Itoa(c.Port), "BROKER_PORT"
 	c.StatusTTL = time.Duration(intVar("STATUS_TTL_SECONDS", 60, 1, 86400)) * time.Second
 	c.HookFreshWindow = time.Duration(intVar("HOOK_FRESH_WINDOW_SECONDS", 30, 0, 3600)) * time.Second
 	c.MaxMessageBytes = intVar("MAX_MESSAGE_BYTES", models.DefaultMaxMessageBytes, 1024, 16<<20)
@@ -177,6 +182,15 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			c.CORSOrigins = append(c.CORSOrigins, o)
 		}
 	}
+	if raw := strings.TrimSpace(getenv("BROKER_ADDR")); raw != "" {
+		if strings.TrimSpace(getenv("BROKER_PORT")) != "" {
+			return Config{}, &ConfigError{"BROKER_ADDR", "set BROKER_ADDR or BROKER_PORT, not both"}
+		}
+		if perr := checkListenAddr(raw); perr != nil {
+			return Config{}, &ConfigError{"BROKER_ADDR", perr.Error()}
+		}
+		c.Addr, c.AddrVar = raw, "BROKER_ADDR"
+	}
 	if raw := strings.TrimSpace(getenv("PPROF_ADDR")); raw != "" {
 		if _, port, err := net.SplitHostPort(raw); err != nil || port == "" {
 			return Config{}, &ConfigError{"PPROF_ADDR", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:6060), got %q", raw)}
@@ -191,6 +205,29 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		c.TrustedProxies = nets
 	}
 	return c, nil
+}
+
+// checkListenAddr accepts host:port with a port from 0 to 65535 (0: any free
+// port) and a host that is empty (every interface), an IP address or a
+// host name; a bad value stops start-up instead of failing at listen time.
+func checkListenAddr(raw string) error {
+	host, port, err := net.SplitHostPort(raw)
+	bad := fmt.Errorf("must be host:port, e.g. 127.0.0.1:7900, [::1]:7900 or :7900, got %q", raw)
+	if err != nil {
+		return bad
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return bad
+	}
+	if host == "" || net.ParseIP(host) != nil {
+		return nil
+	}
+	for _, r := range host {
+		if r != '-' && r != '.' && (r < '0' || r > '9') && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') {
+			return bad
+		}
+	}
+	return nil
 }
 
 // parseProxies reads a comma-separated list of CIDRs or single addresses.

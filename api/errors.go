@@ -72,6 +72,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			extra = de.Extra
 			p.Status = kindStatus[de.Kind]
 			p.Code, p.Detail, p.Errors = de.Code, de.Detail, de.Fields
+			if de.Code == models.ErrDatabaseUnavailable.Code {
+				p.Detail = unavailableDetail(c)
+			}
 			if de.Kind == models.KindRateLimited || (de.Kind == models.KindUnavailable && de.RetryAfterSeconds > 0) {
 				c.Response().Header().Set("Retry-After", strconv.Itoa(max(de.RetryAfterSeconds, 1)))
 			}
@@ -107,6 +110,17 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		c.Response().WriteHeader(p.Status)
 		_ = jsonEncode(c, withExtra(p, extra))
 	}
+}
+
+// unavailableDetail words database_unavailable for the request: only a
+// message post carries a clientMessageId, which makes its retry safe even
+// if the first attempt was stored after all; a read, a login or any other
+// request just retries.
+func unavailableDetail(c echo.Context) string {
+	if c.Request().Method == http.MethodPost && c.Path() == "/v1/messages" {
+		return "the database is unreachable; retry shortly with the same clientMessageId (the post is stored once, however often it is retried)"
+	}
+	return models.ErrDatabaseUnavailable.Detail
 }
 
 // withExtra adds a domain error's extension members (RFC 9457 §3.2) to the

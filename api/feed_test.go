@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	"github.com/claudemesh/claudemesh-go/models"
-	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // feedReader is one transport's view of a topic feed: the next message seq,
@@ -34,20 +35,20 @@ var transports = map[string]func(t *testing.T, e *env, p cryptoPeer, meshID stri
 		if since >= 0 {
 			sub["since"] = since
 		}
-		if got := wsSend(t, c, sub); got.Type != ws.TypeSubscribed {
-			t.Fatalf("subscribe: %s %s", got.Type, got.Code)
+		if got := wsSend(t, c, sub); got.Type != wsproto.TypeSubscribed {
+			t.Fatalf("subscribe: %s %s", got.Type, peertest.View(got).Code)
 		}
 		return feedReader{
 			next: func(t *testing.T) int64 {
 				var ev struct {
 					Seq int64 `json:"seq"`
 				}
-				if err := wsNext(t, c, ws.TypeMessage).Decode(&ev); err != nil {
+				if err := peertest.DecodeData(wsNext(t, c, wsproto.TypeMessage), &ev); err != nil {
 					t.Fatal(err)
 				}
 				return ev.Seq
 			},
-			close: func() { _ = c.Conn().CloseNow() },
+			close: func() { _ = c.Socket().CloseNow() },
 		}
 	},
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/claudemesh/claudemesh-go/api"
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/models"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 )
 
 // callHeaders sends a raw JSON body with extra request headers.
@@ -295,12 +296,12 @@ func TestWSFrameRefusesNUL(t *testing.T) {
 		a := e.joinWithIdentity(e.invite(s.AccessToken, m.Mesh.ID, map[string]any{"maxUses": 1}), "nul-a")
 		c := e.dialPeer(a, m.Mesh.ID, "sess-nul")
 		got := wsSend(t, c, map[string]any{"type": "set_status", "status": "working", "summary": "a\x00b", "ref": "r1"})
-		if got.Type != "error" || got.Code != "validation_failed" || !strings.Contains(got.Message, "summary") {
-			t.Fatalf("set_status with NUL answered %s %s %q, want a validation_failed error naming summary", got.Type, got.Code, got.Message)
+		if got.Type != "error" || peertest.View(got).Code != "validation_failed" || !strings.Contains(peertest.View(got).Message, "summary") {
+			t.Fatalf("set_status with NUL answered %s %s %q, want a validation_failed error naming summary", got.Type, peertest.View(got).Code, peertest.View(got).Message)
 		}
 		ok := wsSend(t, c, map[string]any{"type": "set_status", "status": "working", "summary": "fine", "ref": "r2"})
 		if ok.Type == "error" {
-			t.Fatalf("the connection is not usable after the refusal: %s %s", ok.Code, ok.Message)
+			t.Fatalf("the connection is not usable after the refusal: %s %s", peertest.View(ok).Code, peertest.View(ok).Message)
 		}
 	})
 }
@@ -348,8 +349,8 @@ func TestResumeBeyondTheEndIsClamped(t *testing.T) {
 		}
 		c := e.dialPeer(peer, m.Mesh.ID, "sess-clamp")
 		sub := wsSend(t, c, map[string]any{"type": "subscribe", "topics": []string{"general"}, "since": int64(1) << 62})
-		if sub.Type != "subscribed" || !sub.Clamped || sub.LastSeq != last {
-			t.Fatalf("ws subscribe beyond the end: %s clamped=%v lastSeq=%d, want subscribed, clamped, %d", sub.Type, sub.Clamped, sub.LastSeq, last)
+		if sub.Type != "subscribed" || !peertest.View(sub).Clamped || peertest.View(sub).LastSeq != last {
+			t.Fatalf("ws subscribe beyond the end: %s clamped=%v lastSeq=%d, want subscribed, clamped, %d", sub.Type, peertest.View(sub).Clamped, peertest.View(sub).LastSeq, last)
 		}
 		s, err := e.post(key, "general", []byte("after ws"))
 		if err != nil {
@@ -358,7 +359,7 @@ func TestResumeBeyondTheEndIsClamped(t *testing.T) {
 		var ev struct {
 			Seq int64 `json:"seq"`
 		}
-		if err := wsNext(t, c, "message").Decode(&ev); err != nil || ev.Seq != s {
+		if err := peertest.DecodeData(wsNext(t, c, "message"), &ev); err != nil || ev.Seq != s {
 			t.Fatalf("ws: next message seq %d (%v), want %d", ev.Seq, err, s)
 		}
 	})

@@ -19,7 +19,8 @@ import (
 	"github.com/claudemesh/claudemesh-go/api"
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/models/storetest"
-	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // pgProxy is a TCP proxy in front of PostgreSQL that the test can cut: an
@@ -158,7 +159,7 @@ func TestStreamsSurviveDatabaseOutage(t *testing.T) {
 	fj.next(t, "ready")
 	c := e.dialPeer(peer, m.Mesh.ID, "sess-outage")
 	if got := wsSend(t, c, map[string]any{"type": "subscribe", "topics": []string{"general"}, "ref": "sub"}); got.Type != "subscribed" {
-		t.Fatalf("subscribe answered %s %s", got.Type, got.Code)
+		t.Fatalf("subscribe answered %s %s", got.Type, peertest.View(got).Code)
 	}
 
 	var want []int64
@@ -240,21 +241,21 @@ func TestStreamsSurviveDatabaseOutage(t *testing.T) {
 	// WS: the same.
 	for _, w := range want {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		fr, err := c.NextOf(ctx, ws.TypeMessage, ws.TypeError)
+		fr, err := c.NextOf(ctx, wsproto.TypeMessage, wsproto.TypeError)
 		cancel()
 		if err != nil {
 			t.Fatalf("WS waiting for seq %d: %v", w, err)
 		}
-		if fr.Type == ws.TypeError {
-			t.Fatalf("WS error frame %s %q (reason %q) where seq %d was due", fr.Code, fr.Message, fr.Reason, w)
+		if fr.Type == wsproto.TypeError {
+			t.Fatalf("WS error frame %s %q (reason %q) where seq %d was due", peertest.View(fr).Code, peertest.View(fr).Message, peertest.View(fr).Reason, w)
 		}
-		if l := leaked(append([]byte(fr.Message), fr.Data...)); l != "" {
-			t.Fatalf("WS frame leaked %q: %s", l, fr.Data)
+		if l := leaked(append([]byte(peertest.View(fr).Message), peertest.View(fr).Data...)); l != "" {
+			t.Fatalf("WS frame leaked %q: %s", l, peertest.View(fr).Data)
 		}
 		var ev struct {
 			Seq int64 `json:"seq"`
 		}
-		if err := fr.Decode(&ev); err != nil || ev.Seq != w {
+		if err := peertest.DecodeData(fr, &ev); err != nil || ev.Seq != w {
 			t.Fatalf("WS got seq %d, want %d", ev.Seq, w)
 		}
 	}
@@ -272,8 +273,8 @@ func TestStreamsSurviveDatabaseOutage(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	if fr, err := c.NextOf(ctx, ws.TypeMessage, ws.TypeError); err == nil {
-		t.Fatalf("WS sent more than the committed messages: %s %s", fr.Type, fr.Data)
+	if fr, err := c.NextOf(ctx, wsproto.TypeMessage, wsproto.TypeError); err == nil {
+		t.Fatalf("WS sent more than the committed messages: %s %s", fr.Type, peertest.View(fr).Data)
 	} else if ctx.Err() == nil {
 		t.Fatalf("WS connection did not survive: %v", err)
 	}

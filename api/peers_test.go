@@ -4,12 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/claudemesh/claudemesh-go/ws"
 )
 
 type peerOut struct {
@@ -45,7 +46,7 @@ func TestHookSetStatus(t *testing.T) {
 		inv := e.invite(owner.AccessToken, m.Mesh.ID, map[string]any{"maxUses": 3})
 		alice, bob, eve := e.joinWithIdentity(inv, "alice"), e.joinWithIdentity(inv, "bob"), e.joinWithIdentity(inv, "eve")
 		pid, cwd := 4242, "/home/bob/app"
-		cb := e.dialPeer(bob, m.Mesh.ID, "cc-1", func(o *ws.HelloOptions) { o.Pid, o.Cwd = &pid, &cwd })
+		cb := e.dialPeer(bob, m.Mesh.ID, "cc-1", func(o *wsclient.HelloOptions) { o.Pid, o.Cwd = &pid, &cwd })
 		ca := e.dialPeer(alice, m.Mesh.ID, "cc-2")
 		working := map[string]any{"status": "working", "pid": pid, "cwd": cwd, "summary": "tests"}
 
@@ -100,12 +101,12 @@ func TestHookSetStatus(t *testing.T) {
 		// Held while working, released by the hook's idle.
 		held := wsSend(t, ca, sealFor(t, alice, bob, "after your tests", "next", ""))
 		urgent := wsSend(t, ca, sealFor(t, alice, bob, "prod is down", "now", ""))
-		if p := wsNext(t, cb, ws.TypePush); p.ID != urgent.IDs[0] {
-			t.Fatalf("a working session got %s before the urgent message", p.ID)
+		if p := wsNext(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(urgent).IDs[0] {
+			t.Fatalf("a working session got %s before the urgent message", peertest.View(p).ID)
 		}
 		e.must("POST", "/hook/set-status", bob.APIKey.Key, map[string]any{"status": "idle", "pid": pid, "cwd": cwd}, http.StatusOK, &out)
-		if p := wsNext(t, cb, ws.TypePush); p.ID != held.IDs[0] {
-			t.Fatalf("idle released %s, want the held message", p.ID)
+		if p := wsNext(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(held).IDs[0] {
+			t.Fatalf("idle released %s, want the held message", peertest.View(p).ID)
 		}
 
 		// dnd set by bob himself is never cleared by a hook.

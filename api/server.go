@@ -160,12 +160,12 @@ func clientIP(trusted []*net.IPNet) echo.IPExtractor {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
-// Run serves on the configured port until ctx ends, then drains for up to
-// ten seconds.
+// Run serves on the configured address until ctx ends, then drains for up
+// to ten seconds.
 func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", s.cfg.Port))
+	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on BROKER_PORT %d: %w", s.cfg.Port, err)
+		return fmt.Errorf("listen on %s %s: %w", s.cfg.AddrVar, s.cfg.Addr, err)
 	}
 	return s.Serve(ctx, ln)
 }

@@ -67,6 +67,21 @@ func (f *follower) next(t testing.TB, kind string) *sse.Event {
 				return ev
 			}
 		case err := <-f.done:
+			// Every event the stream delivered is in f.events before done
+			// is sent; select picks among ready cases at random, so look
+			// there before calling the stream ended without one.
+			for {
+				select {
+				case ev := <-f.events:
+					if string(ev.Event) == kind {
+						f.done <- err // still ended, for a later next
+						return ev
+					}
+					continue
+				default:
+				}
+				break
+			}
 			t.Fatalf("stream ended waiting for %s: %v", kind, err)
 		case <-timeout:
 			t.Fatalf("no %s event within 20 s", kind)

@@ -25,7 +25,9 @@ import (
 
 	"github.com/claudemesh/claudemesh-go/api"
 	"github.com/claudemesh/claudemesh-go/models"
-	"github.com/claudemesh/claudemesh-go/ws"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 func benchDialect() models.Dialect {
@@ -50,11 +52,11 @@ func BenchmarkWSDirectRoundTrip(b *testing.B) {
 	alice, bob := e.joinWithIdentity(inv, "alice"), e.joinWithIdentity(inv, "bob")
 	ca, cb := e.dialPeer(alice, m.Mesh.ID, "a"), e.dialPeer(bob, m.Mesh.ID, "b")
 	body := make([]byte, 256)
-	toBob, err := ws.SealedSend(alice.id, bob.Member.ID, bob.id.PublicKeyHex(), body, "now", "", "")
+	toBob, err := wsclient.SealedSend(alice.id, bob.Member.ID, bob.id.PublicKeyHex(), body, "now", "")
 	if err != nil {
 		b.Fatal(err)
 	}
-	toAlice, err := ws.SealedSend(bob.id, alice.Member.ID, alice.id.PublicKeyHex(), body, "now", "", "")
+	toAlice, err := wsclient.SealedSend(bob.id, alice.Member.ID, alice.id.PublicKeyHex(), body, "now", "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,13 +73,13 @@ func BenchmarkWSDirectRoundTrip(b *testing.B) {
 			if err != nil {
 				return
 			}
-			if f.Type != ws.TypePush {
+			if f.Type != wsproto.TypePush {
 				continue
 			}
 			mu.Lock()
 			oneWay = append(oneWay, time.Since(time.Unix(0, sentAt.Load())))
 			mu.Unlock()
-			_ = cb.Send(ctx, map[string]any{"type": "ack", "ids": []string{f.ID}})
+			_ = cb.Send(ctx, map[string]any{"type": "ack", "ids": []string{peertest.View(f).ID}})
 			_ = cb.Send(ctx, toAlice)
 		}
 	}()
@@ -94,9 +96,9 @@ func BenchmarkWSDirectRoundTrip(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if f.Type == ws.TypePush {
+			if f.Type == wsproto.TypePush {
 				rtt = append(rtt, time.Since(start))
-				if err := ca.Send(ctx, map[string]any{"type": "ack", "ids": []string{f.ID}}); err != nil {
+				if err := ca.Send(ctx, map[string]any{"type": "ack", "ids": []string{peertest.View(f).ID}}); err != nil {
 					b.Fatal(err)
 				}
 				break
@@ -162,14 +164,14 @@ func BenchmarkWSIdleMemory(b *testing.B) {
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
-	clients := make([]*ws.Client, conns)
+	clients := make([]*wsclient.Conn, conns)
 	for range 32 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
 				tg := targets[i/perMesh]
-				c, err := ws.Dial(ctx, "ws"+base[len("http"):]+"/ws", nil, ws.HelloOptions{Identity: tg.peer.id, MeshID: tg.meshID,
+				c, err := wsclient.Dial(ctx, "ws"+base[len("http"):]+"/ws", nil, wsclient.HelloOptions{Identity: tg.peer.id, MeshID: tg.meshID,
 					MemberID: tg.peer.Member.ID, SessionID: "s" + strconv.Itoa(i)})
 				if err != nil {
 					failed.Add(1)
@@ -217,7 +219,7 @@ func BenchmarkWSIdleMemory(b *testing.B) {
 	b.ReportMetric(conns, "conns")
 	for _, c := range clients {
 		if c != nil {
-			_ = c.Conn().CloseNow()
+			_ = c.Socket().CloseNow()
 		}
 	}
 }

@@ -15,31 +15,33 @@ import (
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/models/storetest"
-	"github.com/claudemesh/claudemesh-go/ws"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // wsURL is the env's /ws endpoint.
 func (e *env) wsURL() string { return "ws" + strings.TrimPrefix(e.base, "http") + "/ws" }
 
 // dialPeer connects a joined peer over /ws as the given session.
-func (e *env) dialPeer(p cryptoPeer, meshID, session string, edit ...func(*ws.HelloOptions)) *ws.Client {
+func (e *env) dialPeer(p cryptoPeer, meshID, session string, edit ...func(*wsclient.HelloOptions)) *wsclient.Conn {
 	e.t.Helper()
-	opt := ws.HelloOptions{Identity: p.id, MeshID: meshID, MemberID: p.Member.ID, SessionID: session}
+	opt := wsclient.HelloOptions{Identity: p.id, MeshID: meshID, MemberID: p.Member.ID, SessionID: session}
 	for _, f := range edit {
 		f(&opt)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := ws.Dial(ctx, e.wsURL(), nil, opt)
+	c, err := wsclient.Dial(ctx, e.wsURL(), nil, opt)
 	if err != nil {
 		e.t.Fatalf("dial %s: %v", session, err)
 	}
-	e.t.Cleanup(func() { _ = c.Conn().CloseNow() })
+	e.t.Cleanup(func() { _ = c.Socket().CloseNow() })
 	return c
 }
 
 // wsNext reads frames until one of the given type arrives.
-func wsNext(t testing.TB, c *ws.Client, typ string) *ws.Frame {
+func wsNext(t testing.TB, c *wsclient.Conn, typ string) *wsclient.Frame {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -51,11 +53,11 @@ func wsNext(t testing.TB, c *ws.Client, typ string) *ws.Frame {
 }
 
 // wsSend writes a frame with a ref and returns the answer to it.
-func wsSend(t testing.TB, c *ws.Client, f map[string]any) *ws.Frame {
+func wsSend(t testing.TB, c *wsclient.Conn, f map[string]any) *wsclient.Frame {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	g, err := c.Call(ctx, f)
+	g, err := c.Call(ctx, peertest.MapFrame(f))
 	if err != nil {
 		t.Fatalf("waiting for the answer to %v: %v", f["type"], err)
 	}
@@ -64,11 +66,11 @@ func wsSend(t testing.TB, c *ws.Client, f map[string]any) *ws.Frame {
 
 func sealFor(t testing.TB, from, to cryptoPeer, text, priority, cid string) map[string]any {
 	t.Helper()
-	f, err := ws.SealedSend(from.id, to.Member.ID, to.id.PublicKeyHex(), []byte(text), priority, cid, "")
+	f, err := wsclient.SealedSend(from.id, to.Member.ID, to.id.PublicKeyHex(), []byte(text), priority, cid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	return peertest.ToMap(f)
 }
 
 func TestWSRequiresAnUpgrade(t *testing.T) {
@@ -125,7 +127,7 @@ func TestWSAckedSendSurvivesRestart(t *testing.T) {
 			alice, bob := e1.joinWithIdentity(inv, "alice"), e1.joinWithIdentity(inv, "bob")
 			ca := e1.dialPeer(alice, m.Mesh.ID, "a")
 			ack := wsSend(t, ca, sealFor(t, alice, bob, "survive this", "now", "r-1"))
-			if ack.Type != ws.TypeAck || len(ack.IDs) != 1 {
+			if ack.Type != wsproto.TypeAck || len(peertest.View(ack).IDs) != 1 {
 				t.Fatalf("ack = %+v", ack)
 			}
 			ended := make(chan error, 1)
@@ -138,26 +140,26 @@ func TestWSAckedSendSurvivesRestart(t *testing.T) {
 				}
 			}()
 			stop()
-			if code, _ := ws.CloseStatus(<-ended); code != 1001 {
+			if code, _ := wsclient.CloseStatus(<-ended); code != 1001 {
 				t.Errorf("shutdown closed alice with %d, want 1001", code)
 			}
 
 			e2, _ := brokerOn(t, opt, nil)
 			cb := e2.dialPeer(bob, m.Mesh.ID, "b")
-			p := wsNext(t, cb, ws.TypePush)
-			plain, err := meshcrypto.OpenDirect(p.Ciphertext, p.Nonce, bob.id, p.From.Pubkey)
-			if p.ID != ack.IDs[0] || err != nil || string(plain) != "survive this" || p.Attempt != 1 {
+			p := wsNext(t, cb, wsproto.TypePush)
+			plain, err := meshcrypto.OpenDirect(peertest.View(p).Ciphertext, peertest.View(p).Nonce, bob.id, peertest.View(p).From.Pubkey)
+			if peertest.View(p).ID != peertest.View(ack).IDs[0] || err != nil || string(plain) != "survive this" || peertest.View(p).Attempt != 1 {
 				t.Fatalf("push after restart = %+v (%q, %v)", p, plain, err)
 			}
-			if r := wsSend(t, cb, map[string]any{"type": "ack", "ids": []string{p.ID}}); r.Acked == nil || *r.Acked != 1 {
+			if r := wsSend(t, cb, map[string]any{"type": "ack", "ids": []string{peertest.View(p).ID}}); peertest.View(r).Acked == nil || *peertest.View(r).Acked != 1 {
 				t.Fatalf("ack reply = %+v", r)
 			}
 			_ = cb.Close()
 			ca2 := e2.dialPeer(alice, m.Mesh.ID, "a")
 			cb = e2.dialPeer(bob, m.Mesh.ID, "b")
 			marker := wsSend(t, ca2, sealFor(t, alice, bob, "marker", "now", ""))
-			if p := wsNext(t, cb, ws.TypePush); p.ID != marker.IDs[0] {
-				t.Fatalf("after the ack bob got %s again, want only the marker", p.ID)
+			if p := wsNext(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(marker).IDs[0] {
+				t.Fatalf("after the ack bob got %s again, want only the marker", peertest.View(p).ID)
 			}
 		})
 	}
@@ -181,7 +183,7 @@ func TestWS1000DirectMessages(t *testing.T) {
 				from = append(from, e.joinWithIdentity(inv, fmt.Sprintf("sender-%d", i)))
 			}
 			cb := e.dialPeer(bob, m.Mesh.ID, "b")
-			got := make(chan *ws.Frame, senders*each)
+			got := make(chan *wsclient.Frame, senders*each)
 			go func() {
 				for {
 					f, err := cb.Next(context.Background())
@@ -189,9 +191,9 @@ func TestWS1000DirectMessages(t *testing.T) {
 						close(got)
 						return
 					}
-					if f.Type == ws.TypePush {
+					if f.Type == wsproto.TypePush {
 						got <- f
-						_ = cb.Send(context.Background(), map[string]any{"type": "ack", "ids": []string{f.ID}})
+						_ = cb.Send(context.Background(), map[string]any{"type": "ack", "ids": []string{peertest.View(f).ID}})
 					}
 				}
 			}()
@@ -202,12 +204,12 @@ func TestWS1000DirectMessages(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for n := range each {
-						f, err := ws.SealedSend(s.id, bob.Member.ID, bob.id.PublicKeyHex(), []byte(fmt.Sprintf("%d:%d", i, n)), "now", fmt.Sprintf("m-%d", n), "")
+						f, err := wsclient.SealedSend(s.id, bob.Member.ID, bob.id.PublicKeyHex(), []byte(fmt.Sprintf("%d:%d", i, n)), "now", fmt.Sprintf("m-%d", n))
 						if err != nil {
 							t.Error(err)
 							return
 						}
-						if a := wsSend(t, c, f); a.Type != ws.TypeAck {
+						if a := wsSend(t, c, peertest.ToMap(f)); a.Type != wsproto.TypeAck {
 							t.Errorf("sender %d message %d: %+v", i, n, a)
 							return
 						}
@@ -227,11 +229,11 @@ func TestWS1000DirectMessages(t *testing.T) {
 					if !ok {
 						t.Fatal("bob's connection ended")
 					}
-					if seen[f.ID] {
-						t.Fatalf("%s delivered twice", f.ID)
+					if seen[peertest.View(f).ID] {
+						t.Fatalf("%s delivered twice", peertest.View(f).ID)
 					}
-					seen[f.ID] = true
-					plain, err := meshcrypto.OpenDirect(f.Ciphertext, f.Nonce, bob.id, f.From.Pubkey)
+					seen[peertest.View(f).ID] = true
+					plain, err := meshcrypto.OpenDirect(peertest.View(f).Ciphertext, peertest.View(f).Nonce, bob.id, peertest.View(f).From.Pubkey)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -266,7 +268,7 @@ func TestWSClosedWhenRevoked(t *testing.T) {
 		for err == nil {
 			_, err = cb.Next(context.Background())
 		}
-		if code, reason := ws.CloseStatus(err); code != 4403 || !strings.HasPrefix(reason, "member_revoked") {
+		if code, reason := wsclient.CloseStatus(err); code != 4403 || !strings.HasPrefix(reason, "member_revoked") {
 			t.Fatalf("closed with %d %q", code, reason)
 		}
 		t.Logf("closed %v after the revocation", time.Since(start).Round(time.Millisecond))

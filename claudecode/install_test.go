@@ -54,7 +54,13 @@ func TestInstallKeepsTheRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(shown) != 5 { // server, two hooks, allow rule, skill
+	backups := 0
+	for _, c := range shown {
+		if strings.HasPrefix(c.What, "back up") {
+			backups++
+		}
+	}
+	if len(shown) != 7 || backups != 2 { // server, two hooks, allow rule, skill; two backups
 		t.Fatalf("shown %v", shown)
 	}
 	for path, b := range orig {

@@ -1,112 +1,77 @@
 package claudecode
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 )
 
-// Uninstall computes (and with write, applies) the removal of exactly
-// what Install adds: the claudemesh server entry (when it is still the one
-// install writes), the two hook entries install adds, the allow rule, the
-// skill file (when unchanged), and the containers install created and that
-// are empty again. Everything else in the files is written back as it was.
+// Uninstall computes (and with write, applies) the removal of what Install
+// recorded, and nothing else: the entries it added, the containers and
+// files it created once they are empty again, the skill file if unchanged,
+// the folders it made if empty. A file nobody touched since install gets
+// its original bytes back exactly; an edited one keeps every byte but
+// install's entries. Without a record nothing is removed.
 func Uninstall(p Paths, write bool) ([]Change, error) {
-	st, err := loadState(p.State)
+	m, err := loadManifest(p.State)
 	if err != nil {
 		return nil, err
 	}
+	if err := m.upgradeLegacy(p, false); err != nil {
+		return nil, err
+	}
+	if len(m.Files) == 0 && m.Skill == nil && len(m.Dirs) == 0 {
+		return unrecorded(p)
+	}
 	var changes []Change
-	for _, path := range []string{p.ClaudeJSON, p.Settings} {
-		f, err := openFile(path)
+	gone := map[string]bool{} // paths that are (or would be) removed
+	for _, r := range m.Files {
+		cs, err := uninstallFile(r, write, gone)
 		if err != nil {
 			return nil, err
 		}
-		if !f.existed {
-			continue
-		}
-		if servers, ok := objectAt(f.doc, "mcpServers"); ok {
-			if cur, ok := servers.get(ServerName); ok && sameJSON(cur, serverEntry()) {
-				servers.del(ServerName)
-				f.note("remove mcpServers.claudemesh")
-			}
-		}
-		if hooks, ok := objectAt(f.doc, "hooks"); ok {
-			for _, he := range hookEvents {
-				v, _ := hooks.get(he.event)
-				entries, ok := v.([]any)
-				if !ok {
-					continue
-				}
-				kept := slices.DeleteFunc(slices.Clone(entries), func(e any) bool { return sameJSON(e, hookEntry(he.command)) })
-				if len(kept) != len(entries) {
-					hooks.set(he.event, kept)
-					f.note("remove the %s hook %q", he.event, he.command)
-				}
-			}
-		}
-		if perms, ok := objectAt(f.doc, "permissions"); ok {
-			v, _ := perms.get("allow")
-			if allow, ok := v.([]any); ok && hasString(allow, AllowRule) {
-				perms.set("allow", slices.DeleteFunc(slices.Clone(allow), func(x any) bool { s, _ := stringValue(x); return s == AllowRule }))
-				f.note("remove %q from permissions.allow", AllowRule)
-			}
-		}
-		// Containers install created go when empty again, deepest first.
-		created := slices.Clone(st.Created[path])
-		sort.Slice(created, func(i, j int) bool { return strings.Count(created[i], ".") > strings.Count(created[j], ".") })
-		removeFile := false
-		for _, c := range created {
-			if c == "" {
-				removeFile = len(f.doc.keys) == 0
-				continue
-			}
-			parent, key := f.doc, c
-			if i := strings.LastIndex(c, "."); i >= 0 {
-				var ok bool
-				if parent, ok = objectAt(f.doc, c[:i]); !ok {
-					continue
-				}
-				key = c[i+1:]
-			}
-			if v, ok := parent.get(key); ok && isEmpty(v) {
-				parent.del(key)
-			}
-		}
-		changes = append(changes, f.changes...)
-		if !write || len(f.changes) == 0 {
-			continue
-		}
-		if removeFile {
-			if err := os.WriteFile(path+backupSuffix, f.orig, 0o600); err != nil {
-				return nil, err
-			}
-			if err := os.Remove(path); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err := f.save(); err != nil {
-			return nil, err
-		}
+		changes = append(changes, cs...)
 	}
-	if b, err := os.ReadFile(p.Skill); err == nil {
-		if string(b) == Skill {
-			changes = append(changes, Change{File: p.Skill, What: "remove the skill file"})
+	if s := m.Skill; s != nil {
+		b, err := os.ReadFile(s.Path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return nil, err
+		case sum(b) != s.SHA256:
+			changes = append(changes, Change{File: s.Path, What: "keep the skill file: it was edited since install wrote it", Note: true})
+		default:
+			changes = append(changes, Change{File: s.Path, What: "remove the skill file"})
+			gone[s.Path] = true
 			if write {
-				if err := os.Remove(p.Skill); err != nil {
+				if err := os.Remove(s.Path); err != nil {
 					return nil, err
 				}
-				_ = os.Remove(filepath.Dir(p.Skill)) // only if empty
 			}
-		} else {
-			changes = append(changes, Change{File: p.Skill, What: "keep the skill file: it was edited since install wrote it"})
+		}
+	}
+	for _, dir := range slices.Backward(m.Dirs) {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(entries, func(e os.DirEntry) bool { return !gone[filepath.Join(dir, e.Name())] }) {
+			changes = append(changes, Change{File: dir, What: "keep this folder install made: other files are in it now", Note: true})
+			continue
+		}
+		changes = append(changes, Change{File: dir, What: "remove this folder (install made it, and it is empty then)"})
+		gone[dir] = true
+		if write {
+			if err := os.Remove(dir); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if write {
@@ -117,74 +82,137 @@ func Uninstall(p Paths, write bool) ([]Change, error) {
 	return changes, nil
 }
 
-// objectAt follows a dotted path of objects.
-func objectAt(o *object, path string) (*object, bool) {
-	for _, k := range strings.Split(path, ".") {
-		v, ok := o.get(k)
-		if !ok {
-			return nil, false
-		}
-		if o, ok = v.(*object); !ok {
-			return nil, false
-		}
-	}
-	return o, true
-}
-
-func isEmpty(v any) bool {
-	switch x := v.(type) {
-	case *object:
-		return len(x.keys) == 0
-	case []any:
-		return len(x) == 0
-	}
-	return false
-}
-
-func loadState(path string) (*installState, error) {
-	st := &installState{Created: map[string][]string{}}
-	b, err := os.ReadFile(path)
+func uninstallFile(r *fileRecord, write bool, gone map[string]bool) ([]Change, error) {
+	cur, err := os.ReadFile(r.Path)
 	if errors.Is(err, os.ErrNotExist) {
-		return st, nil
+		return []Change{{File: r.Path, What: "the file is gone already: nothing to take out", Note: true}}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(b, st); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	mode := os.FileMode(0o600)
+	if fi, err := os.Stat(r.Path); err == nil {
+		mode = fi.Mode().Perm()
 	}
-	if st.Created == nil {
-		st.Created = map[string][]string{}
-	}
-	return st, nil
-}
+	one := func(what string) []Change { return []Change{{File: r.Path, What: what}} }
 
-func (st *installState) add(path string, created []string) {
-	for _, c := range created {
-		if !slices.Contains(st.Created[path], c) {
-			st.Created[path] = append(st.Created[path], c)
+	// Untouched since install: give back the bytes from before it exactly.
+	if r.InstalledSHA256 != "" && sum(cur) == r.InstalledSHA256 {
+		if !r.Existed {
+			gone[r.Path] = true
+			if write {
+				if err := os.Remove(r.Path); err != nil {
+					return nil, err
+				}
+			}
+			return one("remove the file (install created it, and it is unchanged since)"), nil
+		}
+		if b, err := os.ReadFile(r.Backup); err == nil && sum(b) == r.BackupSHA256 {
+			gone[r.Backup] = true
+			if write {
+				if err := writeAtomic(r.Path, b, mode); err != nil {
+					return nil, err
+				}
+				if err := os.Remove(r.Backup); err != nil {
+					return nil, err
+				}
+			}
+			return one("put back the bytes from before install (from " + r.Backup + ", which then goes)"), nil
 		}
 	}
-}
 
-func saveState(path string, st *installState) error {
-	b, err := json.MarshalIndent(st, "", "  ")
+	// Edited since: take out install's entries one by one.
+	d, err := parseJSON(cur)
 	if err != nil {
-		return err
+		return nil, invalidJSON(r.Path, err)
 	}
-	return writeAtomic(path, append(b, '\n'), 0o600)
+	var changes []Change
+	for _, e := range slices.Backward(r.Entries) {
+		i := -1
+		c, ok := d.at(e.In)
+		if ok {
+			i = findEntry(d, c, e.Key, e.Value)
+		}
+		if i < 0 {
+			changes = append(changes, Change{File: r.Path, What: "already gone: " + e.describe(), Note: true})
+			continue
+		}
+		if err := d.remove(c, i); err != nil {
+			return nil, err
+		}
+		changes = append(changes, Change{File: r.Path, What: "remove " + e.describe()})
+	}
+	for _, path := range slices.Backward(r.Containers) {
+		parent, ok := d.at(path[:len(path)-1])
+		if !ok {
+			continue
+		}
+		if i := parent.find(path[len(path)-1]); i >= 0 {
+			if v := parent.members[i].val; v.open != 0 && v.children() == 0 {
+				if err := d.remove(parent, i); err != nil {
+					return nil, err
+				}
+				changes = append(changes, Change{File: r.Path, What: "remove the empty " + strings.Join(path, ".") + " install created"})
+			}
+		}
+	}
+	if !r.Existed && d.root.children() == 0 {
+		gone[r.Path] = true
+		if write {
+			if err := os.Remove(r.Path); err != nil {
+				return nil, err
+			}
+		}
+		return append(changes, Change{File: r.Path, What: "remove the file (install created it, and it is empty now)"}), nil
+	}
+	if r.Backup != "" {
+		changes = append(changes, Change{File: r.Path, What: "the file as it was before install stays at " + r.Backup + " (it was edited since install, so that copy is not put back)", Note: true})
+	}
+	if write && Changed(changes) {
+		if err := writeAtomic(r.Path, d.src, mode); err != nil {
+			return nil, err
+		}
+	}
+	return changes, nil
 }
 
-// skillWanted says what writing the skill file would do ("" = nothing).
-func skillWanted(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return "add the skill file (when and how to use the claudemesh tools)", nil
-	case err != nil:
-		return "", err
-	case !bytes.Equal(b, []byte(Skill)):
-		return "update the skill file to this version's", nil
+// describe names an entry for a person.
+func (e entry) describe() string {
+	in := strings.Join(e.In, ".")
+	if e.Key != "" {
+		return in + "." + e.Key
 	}
-	return "", nil
+	var s string
+	if json.Unmarshal(e.Value, &s) == nil {
+		return fmt.Sprintf("%q from %s", s, in)
+	}
+	var h struct {
+		Hooks []struct{ Command string } `json:"hooks"`
+	}
+	if len(e.In) == 2 && e.In[0] == "hooks" && json.Unmarshal(e.Value, &h) == nil && len(h.Hooks) == 1 {
+		return fmt.Sprintf("the %s hook %q", e.In[1], h.Hooks[0].Command)
+	}
+	return fmt.Sprintf("%s from %s", e.Value, in)
+}
+
+// unrecorded is uninstall without an install record: it removes nothing,
+// and names what looks like install's work so the user can decide.
+func unrecorded(p Paths) ([]Change, error) {
+	var changes []Change
+	for _, path := range []string{p.ClaudeJSON, p.Settings} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		d, err := parseJSON(b)
+		if err != nil {
+			return nil, invalidJSON(path, err)
+		}
+		for _, w := range wanted(path, p, false) {
+			if c, ok := d.at(w.in); ok && findEntry(d, c, w.key, w.value) >= 0 {
+				changes = append(changes, Change{File: path, What: "leave " + w.entry().describe() + ": install has no record of adding it", Note: true})
+			}
+		}
+	}
+	return changes, nil
 }

@@ -214,7 +214,7 @@ func TestMessageJSONShape(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			keys := func(epoch int) ([meshcrypto.TopicKeySize]byte, bool) { return key, tc.haveKey && epoch == 1 }
-			if err := writeJSON(&buf, viewMessage(&tc.m, keys)); err != nil {
+			if err := writeJSON(&buf, viewMessage(&tc.m, peer.OpenMessage(&tc.m, keys))); err != nil {
 				t.Fatal(err)
 			}
 			var got map[string]any

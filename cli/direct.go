@@ -4,35 +4,37 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/claudemesh/claudemesh-go/client"
-	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/peer"
-	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
-// frameError is an `error` frame from /ws: the broker refused a request.
-func frameError(f *ws.Frame) error {
-	return &peer.APIError{Status: http.StatusBadRequest, Problem: client.Problem{Code: f.Code, Title: f.Message, Detail: &f.Message}}
+// resolveHint turns "no such member" into a usage error with a next step.
+func (s *session) resolveHint(err error, to string) error {
+	if errors.Is(err, peer.ErrNoSuchMember) {
+		return usagef("no member %s in mesh %s: see `claudemesh peers`", to, s.mesh.Slug)
+	}
+	if errors.Is(err, peer.ErrNobodyOnline) {
+		return usagef("%v", err)
+	}
+	return err
 }
 
-// resolveMember finds a member by @name, id or pubkey among the mesh's members.
-func (s *session) resolveMember(ctx context.Context, to string) (client.Member, error) {
-	m, err := s.p.ResolveMember(ctx, to)
-	if errors.Is(err, peer.ErrNoSuchMember) {
-		return m, usagef("no member %s in mesh %s: see `claudemesh peers`", to, s.mesh.Slug)
-	}
-	return m, err
+type sendOptions struct {
+	app      *app
+	io       ioStreams
+	To       string
+	Text     string
+	Priority string
+	JSON     bool
 }
 
 func (a *app) sendCommand() *cobra.Command {
-	var priority string
-	var asJSON bool
+	opts := &sendOptions{app: a}
 	c := &cobra.Command{
 		Use:   "send <@name|member-id|*> <text>",
 		Short: "Send an end-to-end encrypted direct message (waits for the broker's ack)",
@@ -44,89 +46,46 @@ until it is idle.`,
 		Example: "  claudemesh send @bob \"can you review #42?\"\n  claudemesh send '*' \"deploy in 5 minutes\" --priority now",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !slices.Contains([]string{"now", "next", "low"}, priority) {
-				return usagef("--priority must be now, next or low, got %q", priority)
-			}
-			to, text := args[0], args[1]
-			if text == "" {
-				return usagef("the message is empty")
-			}
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			var frame map[string]any
-			var rcpt client.Member
-			if to != "*" {
-				if rcpt, err = s.resolveMember(ctx, to); err != nil {
-					return err
-				}
-				frame, err = ws.SealedSend(s.id, rcpt.Id.String(), rcpt.Pubkey, []byte(text), priority, newClientID(), "")
-				if err != nil {
-					return err
-				}
-			}
-			wc, err := s.mesh.DialWS(ctx, s.id, peer.NewSessionID("cli-send"), a.env.HTTP)
-			if err != nil {
-				return err
-			}
-			defer wc.Close()
-			if to == "*" {
-				if frame, err = broadcastFrame(ctx, wc, s, []byte(text), priority); err != nil {
-					return err
-				}
-			}
-			ack, err := wc.Call(ctx, frame)
-			if err != nil {
-				return &peer.NetworkError{Server: s.mesh.Server, Err: err}
-			}
-			if ack.Type == ws.TypeError {
-				return frameError(ack)
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"to": ack.To, "ids": nonNil(ack.IDs), "replayed": ack.Replayed != nil && *ack.Replayed,
-					"skipped": nonNil(ack.Skipped), "missing": nonNil(ack.Missing)})
-			}
-			if to == "*" {
-				fmt.Fprintf(cmd.OutOrStdout(), "sent to %d peer(s)\n", len(ack.IDs))
-				return nil
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "sent to @%s\n", rcpt.DisplayName)
-			return nil
+			opts.io, opts.To, opts.Text = streamsOf(cmd), args[0], args[1]
+			return runSend(cmd.Context(), opts)
 		},
 	}
-	c.Flags().StringVar(&priority, "priority", "next", "now, next or low")
-	jsonFlag(c, &asJSON)
+	c.Flags().StringVar(&opts.Priority, "priority", "next", "now, next or low")
+	jsonFlag(c, &opts.JSON)
 	return c
 }
 
-// broadcastFrame boxes the text once for every other online peer.
-func broadcastFrame(ctx context.Context, wc *ws.Client, s *session, text []byte, priority string) (map[string]any, error) {
-	f, err := wc.Call(ctx, map[string]any{"type": ws.TypeListPeers})
+func runSend(ctx context.Context, opts *sendOptions) error {
+	if !slices.Contains(peer.Priorities, opts.Priority) {
+		return usagef("--priority must be now, next or low, got %q", opts.Priority)
+	}
+	if opts.Text == "" {
+		return usagef("the message is empty")
+	}
+	s, err := opts.app.session()
 	if err != nil {
-		return nil, &peer.NetworkError{Server: s.mesh.Server, Err: err}
+		return err
 	}
-	if f.Type == ws.TypeError {
-		return nil, frameError(f)
+	wc, err := s.mesh.DialWS(ctx, s.id, peer.NewSessionID("cli-send"), opts.app.env.HTTP)
+	if err != nil {
+		return err
 	}
-	var envs []map[string]string
-	seen := map[string]bool{s.mesh.MemberID: true}
-	for _, p := range f.Peers {
-		if seen[p.MemberID] || p.DisconnectedAt != nil {
-			continue
-		}
-		seen[p.MemberID] = true
-		ct, nonce, err := meshcrypto.SealDirect(text, s.id, p.Pubkey)
-		if err != nil {
-			continue
-		}
-		envs = append(envs, map[string]string{"to": p.MemberID, "nonce": nonce, "ciphertext": ct})
+	defer wc.Close()
+	sent, err := s.p.SendDirect(ctx, wc, opts.To, opts.Text, opts.Priority, "cli")
+	if err != nil {
+		return s.resolveHint(err, opts.To)
 	}
-	if len(envs) == 0 {
-		return nil, usagef("no other peer is online in mesh %s", s.mesh.Slug)
+	ack := sent.Ack
+	if opts.JSON {
+		return writeJSON(opts.io.Out, map[string]any{"to": ack.To, "ids": nonNil(ack.IDs), "replayed": ack.Replayed != nil && *ack.Replayed,
+			"skipped": nonNil(ack.Skipped), "missing": nonNil(ack.Missing)})
 	}
-	return map[string]any{"type": ws.TypeSend, "to": "*", "priority": priority, "clientMessageId": newClientID(), "envelopes": envs}, nil
+	if opts.To == "*" {
+		fmt.Fprintf(opts.io.Out, "sent to %d peer(s)\n", len(ack.IDs))
+		return nil
+	}
+	fmt.Fprintf(opts.io.Out, "sent to %s\n", sent.Label)
+	return nil
 }
 
 // directView is a received direct message as --json prints it.
@@ -141,9 +100,16 @@ type directView struct {
 	Attempt       int       `json:"attempt"`
 }
 
+type inboxOptions struct {
+	app    *app
+	io     ioStreams
+	Follow bool
+	Wait   time.Duration
+	JSON   bool
+}
+
 func (a *app) inboxCommand() *cobra.Command {
-	var follow, asJSON bool
-	var quiet time.Duration
+	opts := &inboxOptions{app: a}
 	c := &cobra.Command{
 		Use:   "inbox",
 		Short: "Receive your direct messages (drain the queue, or --follow)",
@@ -154,48 +120,51 @@ connected and reconnects with backoff after any break.`,
 		Example: "  claudemesh inbox\n  claudemesh inbox --follow --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if quiet <= 0 {
-				return usagef("--wait must be positive")
-			}
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			ib := &inbox{s: s, a: a, asJSON: asJSON, seen: map[string]bool{}, out: cmd}
-			return ib.run(cmd.Context(), follow, quiet)
+			opts.io = streamsOf(cmd)
+			return runInbox(cmd.Context(), opts)
 		},
 	}
-	c.Flags().BoolVar(&follow, "follow", false, "stay connected and print messages as they arrive")
-	c.Flags().DurationVar(&quiet, "wait", 2*time.Second, "without --follow: exit after this long with nothing new")
-	jsonFlag(c, &asJSON)
+	c.Flags().BoolVar(&opts.Follow, "follow", false, "stay connected and print messages as they arrive")
+	c.Flags().DurationVar(&opts.Wait, "wait", 2*time.Second, "without --follow: exit after this long with nothing new")
+	jsonFlag(c, &opts.JSON)
 	return c
 }
 
-type inbox struct {
-	s      *session
-	a      *app
-	asJSON bool
-	seen   map[string]bool // ids printed by this process (pushes are at least once)
-	out    *cobra.Command
-	count  int
+func runInbox(ctx context.Context, opts *inboxOptions) error {
+	if opts.Wait <= 0 {
+		return usagef("--wait must be positive")
+	}
+	s, err := opts.app.session()
+	if err != nil {
+		return err
+	}
+	ib := &inbox{s: s, opts: opts, seen: map[string]bool{}}
+	return ib.run(ctx)
 }
 
-func (ib *inbox) run(ctx context.Context, follow bool, quiet time.Duration) error {
+type inbox struct {
+	s     *session
+	opts  *inboxOptions
+	seen  map[string]bool // ids printed by this process (pushes are at least once)
+	count int
+}
+
+func (ib *inbox) run(ctx context.Context) error {
 	session := peer.NewSessionID("cli-inbox")
 	delay := 200 * time.Millisecond
 	for {
-		err := ib.once(ctx, session, follow, quiet)
+		err := ib.once(ctx, session)
 		if err == nil || ctx.Err() != nil {
-			if !follow && !ib.asJSON && ib.count == 0 {
-				fmt.Fprintln(ib.out.OutOrStdout(), "no messages")
+			if !ib.opts.Follow && !ib.opts.JSON && ib.count == 0 {
+				fmt.Fprintln(ib.opts.io.Out, "no messages")
 			}
 			return nil
 		}
 		var wr *peer.WSRefusedError
-		if !follow || errors.As(err, &wr) && wr.Code != 4409 {
+		if !ib.opts.Follow || errors.As(err, &wr) && wr.Code != wsproto.CloseSessionReplaced {
 			return err
 		}
-		fmt.Fprintf(ib.out.ErrOrStderr(), "connection lost (%v); reconnecting in %s\n", err, delay)
+		fmt.Fprintf(ib.opts.io.ErrOut, "connection lost (%v); reconnecting in %s\n", err, delay)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -206,63 +175,59 @@ func (ib *inbox) run(ctx context.Context, follow bool, quiet time.Duration) erro
 }
 
 // once runs one connection; nil means done (drained, or ctx ended).
-func (ib *inbox) once(ctx context.Context, session string, follow bool, quiet time.Duration) error {
-	wc, err := ib.s.mesh.DialWS(ctx, ib.s.id, session, ib.a.env.HTTP)
+func (ib *inbox) once(ctx context.Context, session string) error {
+	wc, err := ib.s.mesh.DialWS(ctx, ib.s.id, session, ib.opts.app.env.HTTP)
 	if err != nil {
 		return err
 	}
 	defer wc.Close()
 	for {
 		rctx, cancel := ctx, context.CancelFunc(func() {})
-		if !follow {
-			rctx, cancel = context.WithTimeout(ctx, quiet)
+		if !ib.opts.Follow {
+			rctx, cancel = context.WithTimeout(ctx, ib.opts.Wait)
 		}
 		f, err := wc.Next(rctx)
 		cancel()
 		if err != nil {
-			if ctx.Err() != nil || (!follow && errors.Is(err, context.DeadlineExceeded)) {
+			if ctx.Err() != nil || (!ib.opts.Follow && errors.Is(err, context.DeadlineExceeded)) {
 				return nil
 			}
-			if code, reason := ws.CloseStatus(err); code >= 4000 {
-				return &peer.WSRefusedError{Code: int(code), Reason: reason}
+			if code, reason := peer.CloseStatus(err); code >= 4000 {
+				return &peer.WSRefusedError{Code: code, Reason: reason}
 			}
 			return &peer.NetworkError{Server: ib.s.mesh.Server, Err: err}
 		}
-		if f.Type != ws.TypePush {
+		if f.Type != wsproto.TypePush {
 			continue
 		}
-		if err := ib.print(f); err != nil {
+		p, err := peer.As[wsproto.Push](f)
+		if err != nil {
+			return err
+		}
+		if err := ib.print(ib.s.p.OpenPush(p)); err != nil {
 			return err
 		}
 		// Ack with a ref and wait for the answer, so a message printed here
 		// is never pushed again because the connection closed first.
-		ack, err := wc.Call(ctx, map[string]any{"type": ws.TypeAck, "ids": []string{f.ID}})
-		if err != nil {
-			return &peer.NetworkError{Server: ib.s.mesh.Server, Err: err}
-		}
-		if ack.Type == ws.TypeError {
-			return frameError(ack)
+		if _, err := peer.Ask[wsproto.Ack](ctx, ib.s.p, wc, &wsproto.AckPushes{Type: wsproto.TypeAck, IDs: []string{p.ID}}); err != nil {
+			return err
 		}
 	}
 }
 
-func (ib *inbox) print(f *ws.Frame) error {
-	if ib.seen[f.ID] {
+func (ib *inbox) print(d peer.Direct) error {
+	if ib.seen[d.ID] {
 		return nil
 	}
-	ib.seen[f.ID] = true
+	ib.seen[d.ID] = true
 	ib.count++
-	v := directView{ID: f.ID, Priority: f.Priority, CreatedAt: f.CreatedAt, Attempt: f.Attempt}
-	if f.From != nil {
-		v.From, v.FromMemberID = f.From.DisplayName, f.From.ID
-		if b, err := meshcrypto.OpenDirect(f.Ciphertext, f.Nonce, ib.s.id, f.From.Pubkey); err == nil {
-			t := string(b)
-			v.Text = &t
-		}
+	v := directView{ID: d.ID, Priority: d.Priority, CreatedAt: d.CreatedAt, Attempt: d.Attempt, From: d.From.DisplayName,
+		FromMemberID: d.From.ID, Undecryptable: d.Undecryptable}
+	if !d.Undecryptable {
+		v.Text = &d.Text
 	}
-	v.Undecryptable = v.Text == nil
-	out := ib.out.OutOrStdout()
-	if ib.asJSON {
+	out := ib.opts.io.Out
+	if ib.opts.JSON {
 		return writeJSON(out, v)
 	}
 	body := "[cannot decrypt this message]"

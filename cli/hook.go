@@ -3,14 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/claudemesh/claudemesh-go/claudecode"
-	"github.com/claudemesh/claudemesh-go/client"
 )
 
 // Hook time limits: a hook must never hold Claude Code up. The whole
@@ -36,34 +34,50 @@ a failure is one line on stderr.`,
   echo '{"hook_event_name":"Stop","cwd":"'$PWD'"}' | claudemesh hook set-status`,
 	}
 	fixed := func(use, status, short string) *cobra.Command {
+		opts := &hookOptions{app: a, Status: status}
 		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, Example: "  claudemesh hook " + use + " < hook.json",
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				ctx, cancel := context.WithTimeout(cmd.Context(), hookBudget)
-				defer cancel()
-				p := claudecode.ReadHookPayload(ctx, cmd.InOrStdin(), hookStdinWait)
-				a.hookReport(ctx, cmd, status, p)
+				opts.io = streamsOf(cmd)
+				runHook(cmd.Context(), opts)
 				return nil
 			}}
 	}
+	byEvent := &hookOptions{app: a}
 	c.AddCommand(fixed("working", claudecode.Working, "Report the session as working (for the UserPromptSubmit hook)"),
 		fixed("idle", claudecode.Idle, "Report the session as idle (for the Stop hook)"),
 		&cobra.Command{Use: "set-status", Short: "Report the status the hook event means: UserPromptSubmit → working, Stop → idle, others ignored",
 			Args: cobra.NoArgs, Example: "  claudemesh hook set-status < hook.json",
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				ctx, cancel := context.WithTimeout(cmd.Context(), hookBudget)
-				defer cancel()
-				p := claudecode.ReadHookPayload(ctx, cmd.InOrStdin(), hookStdinWait)
-				if st, ok := claudecode.StatusForEvent(p.HookEventName); ok {
-					a.hookReport(ctx, cmd, st, p)
-				}
+				byEvent.io = streamsOf(cmd)
+				runHook(cmd.Context(), byEvent)
 				return nil
 			}})
 	return c
 }
 
-// hookReport posts the status; every failure is a line on stderr only.
-func (a *app) hookReport(ctx context.Context, cmd *cobra.Command, status string, p claudecode.HookPayload) {
-	errOut := cmd.ErrOrStderr()
+// hookOptions: a hook's fixed status, or "" to take it from the event.
+type hookOptions struct {
+	app    *app
+	io     ioStreams
+	Status string
+}
+
+// runHook reads the hook payload and posts the status, all within
+// hookBudget; every failure is a line on stderr only (a hook always
+// exits 0).
+func runHook(ctx context.Context, opts *hookOptions) {
+	ctx, cancel := context.WithTimeout(ctx, hookBudget)
+	defer cancel()
+	p := claudecode.ReadHookPayload(ctx, opts.io.In, hookStdinWait)
+	status := opts.Status
+	if status == "" {
+		st, ok := claudecode.StatusForEvent(p.HookEventName)
+		if !ok {
+			return
+		}
+		status = st
+	}
+	a := opts.app
 	cwd := p.Cwd
 	if cwd == "" {
 		cwd = a.env.Getenv("CLAUDE_PROJECT_DIR")
@@ -75,13 +89,12 @@ func (a *app) hookReport(ctx context.Context, cmd *cobra.Command, status string,
 	hc.Timeout = hookCallLimit // also bounds a broker that accepts and never answers
 	s, err := a.home.Open(a.mesh, &hc)
 	if err != nil {
-		fmt.Fprintf(errOut, "claudemesh hook: %v\n", err)
+		fmt.Fprintf(opts.io.ErrOut, "claudemesh hook: %v\n", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, hookCallLimit)
+	ctx, cancel = context.WithTimeout(ctx, hookCallLimit)
 	defer cancel()
-	r, err := s.API.SetStatusFromHookWithResponse(ctx, client.HookStatusRequest{Status: client.PeerStatus(status), Pid: os.Getppid(), Cwd: cwd})
-	if err := s.Check(err, r, http.StatusOK); err != nil {
-		fmt.Fprintf(errOut, "claudemesh hook: status %s not reported: %v\n", status, err)
+	if _, err := s.ReportStatus(ctx, status, nil, os.Getppid(), cwd); err != nil {
+		fmt.Fprintf(opts.io.ErrOut, "claudemesh hook: status %s not reported: %v\n", status, err)
 	}
 }

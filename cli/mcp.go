@@ -8,20 +8,27 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
 
 	"github.com/claudemesh/claudemesh-go/claudecode"
 	"github.com/claudemesh/claudemesh-go/mcpserver"
+	"github.com/claudemesh/claudemesh-go/peer"
 )
 
 // version is reported to MCP clients.
 const version = "0.1.0"
 
+type mcpOptions struct {
+	app     *app
+	io      ioStreams
+	Channel bool
+	NoWatch bool
+}
+
 func (a *app) mcpCommand() *cobra.Command {
-	var channel, noWatch bool
+	opts := &mcpOptions{app: a}
 	c := &cobra.Command{
 		Use:   "mcp",
 		Short: "Run the MCP server that connects a Claude Code session to the mesh (stdio)",
@@ -41,47 +48,48 @@ Diagnostics go to stderr.`,
   claude mcp add claudemesh -- claudemesh mcp --mesh work`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cwd, err := os.Getwd()
-			if err != nil {
-				return err
-			}
-			ppid := os.Getppid()
-			sid := a.env.Getenv("CLAUDEMESH_SESSION_ID")
-			if sid == "" {
-				sid = derivedSessionID(ppid, cwd)
-			}
-			if a.env.Getenv("CLAUDEMESH_CHANNEL") == "1" {
-				channel = true
-			}
-			errOut := cmd.ErrOrStderr()
-			mesh := a.mesh
-			if mesh == "" {
-				mesh = a.env.Getenv("CLAUDEMESH_MESH") // set by claudemesh launch
-			}
-			opt := mcpserver.Options{Home: a.home, Mesh: mesh, HTTP: a.env.HTTP, SessionID: sid, Pid: ppid, Cwd: cwd,
-				Channel: channel, Version: version,
-				Logf: func(format string, args ...any) { fmt.Fprintf(errOut, "claudemesh mcp: "+format+"\n", args...) }}
-			if v := a.env.Getenv("CLAUDEMESH_RESEAL_INTERVAL"); v != "" {
-				d, err := time.ParseDuration(v)
-				if err != nil || d <= 0 {
-					return usagef("CLAUDEMESH_RESEAL_INTERVAL must be a positive duration like 30s, got %q", v)
-				}
-				opt.ResealEvery = d
-			}
-			if !noWatch {
-				opt.Watch = a.transcriptWatch(cwd, sid)
-			}
-			t := &mcp.IOTransport{Reader: readCloser{cmd.InOrStdin()}, Writer: writeCloser{cmd.OutOrStdout()}}
-			err = mcpserver.Run(cmd.Context(), opt, t)
-			if cmd.Context().Err() != nil {
-				return nil // stopped by a signal
-			}
-			return err
+			opts.io = streamsOf(cmd)
+			return runMCP(cmd.Context(), opts)
 		},
 	}
-	c.Flags().BoolVar(&channel, "channel", false, "push incoming messages as notifications/claude/channel even if the client did not declare it")
-	c.Flags().BoolVar(&noWatch, "no-watch", false, "do not infer the status from the session's transcript")
+	c.Flags().BoolVar(&opts.Channel, "channel", false, "push incoming messages as notifications/claude/channel even if the client did not declare it")
+	c.Flags().BoolVar(&opts.NoWatch, "no-watch", false, "do not infer the status from the session's transcript")
 	return c
+}
+
+func runMCP(ctx context.Context, opts *mcpOptions) error {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	ppid := os.Getppid()
+	sid := opts.app.env.Getenv("CLAUDEMESH_SESSION_ID")
+	if sid == "" {
+		sid = derivedSessionID(ppid, cwd)
+	}
+	if opts.app.env.Getenv("CLAUDEMESH_CHANNEL") == "1" {
+		opts.Channel = true
+	}
+	errOut := opts.io.ErrOut
+	mesh := opts.app.mesh
+	if mesh == "" {
+		mesh = opts.app.env.Getenv("CLAUDEMESH_MESH") // set by claudemesh launch
+	}
+	opt := mcpserver.Options{Home: opts.app.home, Mesh: mesh, HTTP: opts.app.env.HTTP, SessionID: sid, Pid: ppid, Cwd: cwd,
+		Channel: opts.Channel, Version: version,
+		Logf: func(format string, args ...any) { fmt.Fprintf(errOut, "claudemesh mcp: "+format+"\n", args...) }}
+	if opt.ResealEvery, err = peer.ResealInterval(opts.app.env.Getenv); err != nil {
+		return usagef("%v", err)
+	}
+	if !opts.NoWatch {
+		opt.Watch = opts.app.transcriptWatch(cwd, sid)
+	}
+	t := &mcp.IOTransport{Reader: readCloser{opts.io.In}, Writer: writeCloser{opts.io.Out}}
+	err = mcpserver.Run(ctx, opt, t)
+	if ctx.Err() != nil {
+		return nil //nolint:nilerr // stopped by a signal: a clean exit, whatever the transport said
+	}
+	return err
 }
 
 // derivedSessionID names the session after the Claude Code process (the

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -58,9 +59,17 @@ func parseInvite(invite string) (server, token string, err error) {
 	return u.Scheme + "://" + u.Host, token, nil
 }
 
+type joinOptions struct {
+	app    *app
+	io     ioStreams
+	Server string
+	Name   string
+	JSON   bool
+	Invite string
+}
+
 func (a *app) joinCommand() *cobra.Command {
-	var server, name string
-	var asJSON bool
+	opts := &joinOptions{app: a}
 	c := &cobra.Command{
 		Use:   "join <invite>",
 		Short: "Join a mesh with an invite (makes this machine's identity on first use)",
@@ -72,77 +81,83 @@ Several meshes can be joined side by side; the first is the default.`,
   claudemesh join "http://broker.example:7900/join?token=cmi_Xy12..."`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			srvFromInvite, token, err := parseInvite(args[0])
-			if err != nil {
-				return err
-			}
-			srv := server
-			if srv == "" {
-				srv = srvFromInvite
-			}
-			if srv == "" {
-				srv = a.env.Getenv("CLAUDEMESH_SERVER")
-			}
-			if srv == "" {
-				srv = defaultServer
-			}
-			srv = strings.TrimRight(srv, "/")
-			if u, err := url.Parse(srv); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return usagef("--server %q: want an http:// or https:// URL", srv)
-			}
-			if name == "" {
-				name = a.env.Getenv("USER")
-			}
-			name = strings.ToLower(name)
-			if name == "" {
-				return usagef("pass --name: the display name other members mention you by")
-			}
-			id, created, err := a.home.LoadOrCreateIdentity()
-			if err != nil {
-				return fmt.Errorf("identity: %w", err)
-			}
-			api, err := peer.NewREST(srv, "", a.env.HTTP)
-			if err != nil {
-				return err
-			}
-			r, err := api.JoinMeshWithResponse(cmd.Context(), client.JoinRequest{Token: token, Pubkey: id.PublicKeyHex(), DisplayName: name})
-			if err := peer.Check(srv, err, r, http.StatusCreated); err != nil {
-				return joinHint(err, name)
-			}
-			j := r.JSON201
-			if j == nil {
-				return fmt.Errorf("join: the broker's answer has no member")
-			}
-			m := peer.Mesh{ID: j.Mesh.Id.String(), Slug: j.Mesh.Slug, Name: j.Mesh.Name, Server: srv,
-				MemberID: j.Member.Id.String(), DisplayName: j.Member.DisplayName, Pubkey: id.PublicKeyHex(),
-				APIKey: j.ApiKey.Key, JoinedAt: j.Member.JoinedAt}
-			cfg, err := a.home.Load()
-			if err != nil {
-				return err
-			}
-			cfg.Upsert(m)
-			if err := a.home.Save(cfg); err != nil {
-				return fmt.Errorf("save the config: %w", err)
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), viewOf(&m, cfg.Default == m.ID))
-			}
-			out := cmd.OutOrStdout()
-			if created {
-				fmt.Fprintf(out, "made a new identity in %s\n", a.home.Dir)
-			}
-			fmt.Fprintf(out, "joined %s (%s) as @%s\n", m.Name, m.Slug, m.DisplayName)
-			if cfg.Default != m.ID {
-				fmt.Fprintf(out, "not your default mesh: pass --mesh %s, or run `claudemesh use %s`\n", m.Slug, m.Slug)
-			}
-			fmt.Fprintf(out, "next: `claudemesh topic list`, `claudemesh topic tail general`\n")
-			return nil
+			opts.io = streamsOf(cmd)
+			opts.Invite = args[0]
+			return runJoin(cmd.Context(), opts)
 		},
 	}
-	c.Flags().StringVar(&server, "server", "", "the broker URL (default: from the invite URL, else $CLAUDEMESH_SERVER, else "+defaultServer+")")
-	c.Flags().StringVar(&name, "name", "", "your display name in the mesh (default: $USER)")
-	jsonFlag(c, &asJSON)
+	c.Flags().StringVar(&opts.Server, "server", "", "the broker URL (default: from the invite URL, else $CLAUDEMESH_SERVER, else "+defaultServer+")")
+	c.Flags().StringVar(&opts.Name, "name", "", "your display name in the mesh (default: $USER)")
+	jsonFlag(c, &opts.JSON)
 	return c
+}
+
+func runJoin(ctx context.Context, opts *joinOptions) error {
+	srvFromInvite, token, err := parseInvite(opts.Invite)
+	if err != nil {
+		return err
+	}
+	srv := opts.Server
+	if srv == "" {
+		srv = srvFromInvite
+	}
+	if srv == "" {
+		srv = opts.app.env.Getenv("CLAUDEMESH_SERVER")
+	}
+	if srv == "" {
+		srv = defaultServer
+	}
+	srv = strings.TrimRight(srv, "/")
+	if u, err := url.Parse(srv); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("--server %q: want an http:// or https:// URL", srv)
+	}
+	if opts.Name == "" {
+		opts.Name = opts.app.env.Getenv("USER")
+	}
+	opts.Name = strings.ToLower(opts.Name)
+	if opts.Name == "" {
+		return usagef("pass --name: the display name other members mention you by")
+	}
+	id, created, err := opts.app.home.LoadOrCreateIdentity()
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	api, err := peer.NewREST(srv, "", opts.app.env.HTTP)
+	if err != nil {
+		return err
+	}
+	r, err := api.JoinMeshWithResponse(ctx, client.JoinRequest{Token: token, Pubkey: id.PublicKeyHex(), DisplayName: opts.Name})
+	if err := peer.Check(srv, err, r, http.StatusCreated); err != nil {
+		return joinHint(err, opts.Name)
+	}
+	j := r.JSON201
+	if j == nil {
+		return fmt.Errorf("join: the broker's answer has no member")
+	}
+	m := peer.Mesh{ID: j.Mesh.Id.String(), Slug: j.Mesh.Slug, Name: j.Mesh.Name, Server: srv,
+		MemberID: j.Member.Id.String(), DisplayName: j.Member.DisplayName, Pubkey: id.PublicKeyHex(),
+		APIKey: j.ApiKey.Key, JoinedAt: j.Member.JoinedAt}
+	cfg, err := opts.app.home.Load()
+	if err != nil {
+		return err
+	}
+	cfg.Upsert(m)
+	if err := opts.app.home.Save(cfg); err != nil {
+		return fmt.Errorf("save the config: %w", err)
+	}
+	if opts.JSON {
+		return writeJSON(opts.io.Out, viewOf(&m, cfg.Default == m.ID))
+	}
+	out := opts.io.Out
+	if created {
+		fmt.Fprintf(out, "made a new identity in %s\n", opts.app.home.Dir)
+	}
+	fmt.Fprintf(out, "joined %s (%s) as @%s\n", m.Name, m.Slug, m.DisplayName)
+	if cfg.Default != m.ID {
+		fmt.Fprintf(out, "not your default mesh: pass --mesh %s, or run `claudemesh use %s`\n", m.Slug, m.Slug)
+	}
+	fmt.Fprintf(out, "next: `claudemesh topic list`, `claudemesh topic tail general`\n")
+	return nil
 }
 
 func joinHint(err error, name string) error {
@@ -150,53 +165,70 @@ func joinHint(err error, name string) error {
 	if !asAPI(err, &ae) {
 		return err
 	}
-	switch {
-	case ae.Status == http.StatusConflict:
+	switch ae.Status {
+	case http.StatusConflict:
 		return hint(err, "the name @%s may be taken in this mesh: pass another --name", name)
-	case ae.Status == http.StatusNotFound || ae.Status == http.StatusGone || ae.Status == http.StatusUnauthorized:
+	case http.StatusNotFound, http.StatusGone, http.StatusUnauthorized:
 		return hint(err, "the invite is unknown, used up or expired: ask for a new one")
-	case ae.Status == http.StatusUnprocessableEntity:
+	case http.StatusUnprocessableEntity:
 		return hint(err, "names are lower-case letters, digits, - and _ (up to 64): pass another --name")
 	}
 	return err
 }
 
+type whoamiOptions struct {
+	app  *app
+	io   ioStreams
+	JSON bool
+}
+
 func (a *app) whoamiCommand() *cobra.Command {
-	var asJSON bool
+	opts := &whoamiOptions{app: a}
 	c := &cobra.Command{
 		Use:     "whoami",
 		Short:   "Show who you are in the selected mesh, and check the broker knows you",
 		Example: "  claudemesh whoami\n  claudemesh whoami --mesh platform --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, m, err := a.selected()
-			if err != nil {
-				return err
-			}
-			v := viewOf(m, cfg.Default == m.ID)
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			// One authenticated call proves the key still works.
-			r, err := s.api.ListTopicsWithResponse(cmd.Context(), &client.ListTopicsParams{Limit: ptr(client.Limit(1))})
-			if err := s.check(err, r, http.StatusOK); err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), v)
-			}
-			t := newTable(cmd.OutOrStdout(), "NAME", "MESH", "SERVER", "MEMBER", "PUBKEY")
-			t.row("@"+v.DisplayName, v.Slug, v.Server, v.MemberID, v.Pubkey)
-			return t.flush()
+			opts.io = streamsOf(cmd)
+			return runWhoami(cmd.Context(), opts)
 		},
 	}
-	jsonFlag(c, &asJSON)
+	jsonFlag(c, &opts.JSON)
 	return c
 }
 
+func runWhoami(ctx context.Context, opts *whoamiOptions) error {
+	cfg, m, err := opts.app.selected()
+	if err != nil {
+		return err
+	}
+	v := viewOf(m, cfg.Default == m.ID)
+	s, err := opts.app.session()
+	if err != nil {
+		return err
+	}
+	// One authenticated call proves the key still works.
+	r, err := s.api.ListTopicsWithResponse(ctx, &client.ListTopicsParams{Limit: ptr(client.Limit(1))})
+	if err := s.check(err, r, http.StatusOK); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.io.Out, v)
+	}
+	t := newTable(opts.io.Out, "NAME", "MESH", "SERVER", "MEMBER", "PUBKEY")
+	t.row("@"+v.DisplayName, v.Slug, v.Server, v.MemberID, v.Pubkey)
+	return t.flush()
+}
+
+type listOptions struct {
+	app  *app
+	io   ioStreams
+	JSON bool
+}
+
 func (a *app) listCommand() *cobra.Command {
-	var asJSON bool
+	opts := &listOptions{app: a}
 	c := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -204,63 +236,81 @@ func (a *app) listCommand() *cobra.Command {
 		Example: "  claudemesh list\n  claudemesh ls --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.home.Load()
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				for i := range cfg.Meshes {
-					if err := writeJSON(out, viewOf(&cfg.Meshes[i], cfg.Meshes[i].ID == cfg.Default)); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			if len(cfg.Meshes) == 0 {
-				fmt.Fprintln(out, "no meshes yet: run `claudemesh join <invite> --server URL`")
-				return nil
-			}
-			now := a.env.Now()
-			t := newTable(out, "", "MESH", "NAME", "AS", "SERVER", "JOINED")
-			for i := range cfg.Meshes {
-				m := &cfg.Meshes[i]
-				mark := ""
-				if m.ID == cfg.Default || (cfg.Default == "" && i == 0) {
-					mark = "*"
-				}
-				t.row(mark, m.Slug, m.Name, "@"+m.DisplayName, m.Server, ago(now, m.JoinedAt))
-			}
-			return t.flush()
+			opts.io = streamsOf(cmd)
+			return runList(cmd.Context(), opts)
 		},
 	}
-	jsonFlag(c, &asJSON)
+	jsonFlag(c, &opts.JSON)
 	return c
 }
 
+func runList(ctx context.Context, opts *listOptions) error {
+	cfg, err := opts.app.home.Load()
+	if err != nil {
+		return err
+	}
+	out := opts.io.Out
+	if opts.JSON {
+		for i := range cfg.Meshes {
+			if err := writeJSON(out, viewOf(&cfg.Meshes[i], cfg.Meshes[i].ID == cfg.Default)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(cfg.Meshes) == 0 {
+		fmt.Fprintln(out, "no meshes yet: run `claudemesh join <invite> --server URL`")
+		return nil
+	}
+	now := opts.app.env.Now()
+	t := newTable(out, "", "MESH", "NAME", "AS", "SERVER", "JOINED")
+	for i := range cfg.Meshes {
+		m := &cfg.Meshes[i]
+		mark := ""
+		if m.ID == cfg.Default || (cfg.Default == "" && i == 0) {
+			mark = "*"
+		}
+		t.row(mark, m.Slug, m.Name, "@"+m.DisplayName, m.Server, ago(now, m.JoinedAt))
+	}
+	return t.flush()
+}
+
+type useOptions struct {
+	app  *app
+	io   ioStreams
+	Mesh string
+}
+
 func (a *app) useCommand() *cobra.Command {
+	opts := &useOptions{app: a}
 	return &cobra.Command{
 		Use:     "use <mesh>",
 		Short:   "Make a joined mesh (slug or id) the default",
 		Example: "  claudemesh use platform",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := a.home.Load()
-			if err != nil {
-				return err
-			}
-			m, err := cfg.Select(args[0])
-			if err != nil {
-				return err
-			}
-			cfg.Default = m.ID
-			if err := a.home.Save(cfg); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "default mesh: %s (%s)\n", m.Slug, m.Name)
-			return nil
+			opts.io = streamsOf(cmd)
+			opts.Mesh = args[0]
+			return runUse(cmd.Context(), opts)
 		},
 	}
+}
+
+func runUse(ctx context.Context, opts *useOptions) error {
+	cfg, err := opts.app.home.Load()
+	if err != nil {
+		return err
+	}
+	m, err := cfg.Select(opts.Mesh)
+	if err != nil {
+		return err
+	}
+	cfg.Default = m.ID
+	if err := opts.app.home.Save(cfg); err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.io.Out, "default mesh: %s (%s)\n", m.Slug, m.Name)
+	return nil
 }
 
 func ptr[T any](v T) *T { return &v }

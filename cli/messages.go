@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/claudemesh/claudemesh-go/client"
-	"github.com/claudemesh/claudemesh-go/meshcrypto"
+	"github.com/claudemesh/claudemesh-go/peer"
 )
 
 // messageView is one topic message as --json prints it. Text is null
@@ -27,38 +27,14 @@ type messageView struct {
 	ReplyToID     *string   `json:"replyToId"`
 }
 
-// keyOf returns the topic key of a key epoch, if we hold it.
-type keyOf func(epoch int) ([meshcrypto.TopicKeySize]byte, bool)
-
-// viewMessage decodes a message: v1 is base64 plaintext, v2 is opened with
-// the key of the epoch it names when we hold it.
-func viewMessage(m *client.Message, keys keyOf) messageView {
+// viewMessage renders a message and its opened body.
+func viewMessage(m *client.Message, o peer.Opened) messageView {
 	v := messageView{Seq: m.Seq, ID: m.Id.String(), Topic: m.Topic, From: m.SenderDisplayName, FromMemberID: m.SenderMemberId.String(),
-		CreatedAt: m.CreatedAt, BodyVersion: int(m.BodyVersion), KeyEpoch: m.KeyEpoch}
+		CreatedAt: m.CreatedAt, BodyVersion: int(m.BodyVersion), KeyEpoch: m.KeyEpoch, Text: o.Text, Plaintext: o.Plaintext,
+		Pending: o.Pending, Undecryptable: o.Undecryptable}
 	if m.ReplyToId != nil {
 		s := m.ReplyToId.String()
 		v.ReplyToID = &s
-	}
-	switch {
-	case m.BodyVersion == client.MessageBodyVersionN1:
-		v.Plaintext = true
-		if t, err := meshcrypto.DecodeV1(m.Ciphertext); err == nil {
-			v.Text = &t
-		} else {
-			v.Undecryptable = true
-		}
-	default:
-		key, ok := keys(max(m.KeyEpoch, 1))
-		if !ok {
-			v.Pending = true
-			break
-		}
-		if b, err := meshcrypto.DecryptV2(key, m.Ciphertext, m.Nonce); err == nil {
-			t := string(b)
-			v.Text = &t
-		} else {
-			v.Undecryptable = true
-		}
 	}
 	return v
 }

@@ -1,15 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/claudemesh/claudemesh-go/client"
 )
 
 // peerView is a connected session as --json prints it.
@@ -27,61 +25,73 @@ type peerView struct {
 
 const rfc3339 = "2006-01-02T15:04:05Z07:00"
 
+type peersOptions struct {
+	app  *app
+	io   ioStreams
+	JSON bool
+}
+
 func (a *app) peersCommand() *cobra.Command {
-	var asJSON bool
+	opts := &peersOptions{app: a}
 	c := &cobra.Command{
 		Use:     "peers",
 		Short:   "Show who is online: status, summary, since when",
 		Example: "  claudemesh peers\n  claudemesh peers --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			var peers []client.Peer
-			var cursor *string
-			for {
-				r, err := s.api.ListPeersWithResponse(cmd.Context(), &client.ListPeersParams{Limit: ptr(client.Limit(200)), Cursor: cursor})
-				if err := s.check(err, r, http.StatusOK); err != nil {
-					return err
-				}
-				peers = append(peers, r.JSON200.Items...)
-				if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
-					break
-				}
-				cursor = r.JSON200.NextCursor
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				for _, p := range peers {
-					v := peerView{MemberID: p.MemberId.String(), DisplayName: p.DisplayName, SessionID: p.SessionId, Status: string(p.Status),
-						StatusSource: string(p.StatusSource), Summary: p.Summary, Since: p.StatusAt.UTC().Format(rfc3339),
-						ConnectedAt: p.ConnectedAt.UTC().Format(rfc3339), Cwd: p.Cwd}
-					if err := writeJSON(out, v); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			if len(peers) == 0 {
-				fmt.Fprintln(out, "nobody is online")
-				return nil
-			}
-			now := a.env.Now()
-			t := newTable(out, "PEER", "STATUS", "SINCE", "SUMMARY", "SESSION")
-			for _, p := range peers {
-				name := "@" + p.DisplayName
-				if p.MemberId.String() == s.mesh.MemberID {
-					name += " (you)"
-				}
-				t.row(name, string(p.Status), ago(now, p.StatusAt), orDash(oneLine(p.Summary)), p.SessionId)
-			}
-			return t.flush()
+			opts.io = streamsOf(cmd)
+			return runPeers(cmd.Context(), opts)
 		},
 	}
-	jsonFlag(c, &asJSON)
+	jsonFlag(c, &opts.JSON)
 	return c
+}
+
+func runPeers(ctx context.Context, opts *peersOptions) error {
+	s, err := opts.app.session()
+	if err != nil {
+		return err
+	}
+	peers, err := s.p.ListPeers(ctx)
+	if err != nil {
+		return err
+	}
+	out := opts.io.Out
+	if opts.JSON {
+		for _, p := range peers {
+			v := peerView{MemberID: p.MemberId.String(), DisplayName: p.DisplayName, SessionID: p.SessionId, Status: string(p.Status),
+				StatusSource: string(p.StatusSource), Summary: p.Summary, Since: p.StatusAt.UTC().Format(rfc3339),
+				ConnectedAt: p.ConnectedAt.UTC().Format(rfc3339), Cwd: p.Cwd}
+			if err := writeJSON(out, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(peers) == 0 {
+		fmt.Fprintln(out, "nobody is online")
+		return nil
+	}
+	now := opts.app.env.Now()
+	t := newTable(out, "PEER", "STATUS", "SINCE", "SUMMARY", "SESSION")
+	for _, p := range peers {
+		name := "@" + p.DisplayName
+		if p.MemberId.String() == s.mesh.MemberID {
+			name += " (you)"
+		}
+		t.row(name, string(p.Status), ago(now, p.StatusAt), orDash(oneLine(p.Summary)), p.SessionId)
+	}
+	return t.flush()
+}
+
+// statusOptions set this directory's session's status (status set, summary).
+type statusOptions struct {
+	app     *app
+	io      ioStreams
+	Status  string  // "" with a Summary: keep the session's current status
+	Summary *string // nil: keep it
+	// Cwd names the session (its directory; the working directory when "").
+	Cwd string
 }
 
 func (a *app) statusCommand() *cobra.Command {
@@ -90,6 +100,7 @@ func (a *app) statusCommand() *cobra.Command {
 		Short:   "Set the status of your Claude Code session in this directory",
 		Example: "  claudemesh status set working \"refactoring ws/\"\n  claudemesh status set dnd",
 	}
+	opts := &statusOptions{app: a}
 	set := &cobra.Command{
 		Use:   "set <idle|working|dnd> [summary]",
 		Short: "Set your session's status (idle gets every message; working and dnd only priority now)",
@@ -100,15 +111,14 @@ The broker reports this like a hook does, so a hook cannot clear dnd.`,
 		Example: "  claudemesh status set working \"running the test suite\"\n  claudemesh status set idle",
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st := args[0]
-			if !slices.Contains([]string{"idle", "working", "dnd"}, st) {
-				return usagef("status must be idle, working or dnd, got %q", st)
-			}
-			var summary *string
+			opts.io, opts.Status = streamsOf(cmd), args[0]
 			if len(args) == 2 {
-				summary = &args[1]
+				opts.Summary = &args[1]
 			}
-			return a.reportStatus(cmd, st, summary)
+			if !slices.Contains([]string{"idle", "working", "dnd"}, opts.Status) {
+				return usagef("status must be idle, working or dnd, got %q", opts.Status)
+			}
+			return runStatus(cmd.Context(), opts)
 		},
 	}
 	c.AddCommand(set)
@@ -116,53 +126,56 @@ The broker reports this like a hook does, so a hook cannot clear dnd.`,
 }
 
 func (a *app) summaryCommand() *cobra.Command {
+	opts := &statusOptions{app: a}
 	return &cobra.Command{
 		Use:     "summary <text>",
 		Short:   "Say what your session in this directory is doing (keeps its status)",
 		Example: "  claudemesh summary \"reviewing PR 42\"",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			// Keep the session's current status: find it among the peers.
-			cwd, _ := os.Getwd()
-			st := "idle"
-			r, err := s.api.ListPeersWithResponse(cmd.Context(), &client.ListPeersParams{Limit: ptr(client.Limit(200))})
-			if err := s.check(err, r, http.StatusOK); err != nil {
-				return err
-			}
-			for _, p := range r.JSON200.Items {
-				if p.MemberId.String() == s.mesh.MemberID && p.Cwd == cwd {
-					st = string(p.Status)
-				}
-			}
-			return a.reportStatus(cmd, st, &args[0])
+			opts.io, opts.Summary = streamsOf(cmd), &args[0]
+			return runStatus(cmd.Context(), opts)
 		},
 	}
 }
 
-// reportStatus sends POST /hook/set-status for this directory's session.
-func (a *app) reportStatus(cmd *cobra.Command, status string, summary *string) error {
-	s, err := a.session()
+// runStatus sends POST /hook/set-status for this directory's session; a
+// CLI command is not a session itself (see docs/DESIGN.md).
+func runStatus(ctx context.Context, opts *statusOptions) error {
+	s, err := opts.app.session()
 	if err != nil {
 		return err
 	}
-	cwd, err := os.Getwd()
+	cwd := opts.Cwd
+	if cwd == "" {
+		if cwd, err = os.Getwd(); err != nil {
+			return err
+		}
+	}
+	status := opts.Status
+	if status == "" { // keep the session's current status: find it among the peers
+		status = "idle"
+		peers, err := s.p.ListPeers(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range peers {
+			if p.MemberId.String() == s.mesh.MemberID && p.Cwd == cwd {
+				status = string(p.Status)
+			}
+		}
+	}
+	summary := opts.Summary
+	res, err := s.p.ReportStatus(ctx, status, summary, os.Getppid(), cwd)
 	if err != nil {
 		return err
 	}
-	r, err := s.api.SetStatusFromHookWithResponse(cmd.Context(), client.HookStatusRequest{Status: client.PeerStatus(status), Pid: os.Getppid(), Cwd: cwd, Summary: summary})
-	if err := s.check(err, r, http.StatusOK); err != nil {
-		return err
-	}
-	out := cmd.OutOrStdout()
-	switch res := string(r.JSON200.Result); {
-	case res == "stashed":
+	out := opts.io.Out
+	switch r := string(res.Result); {
+	case r == "stashed":
 		fmt.Fprintf(out, "no session of yours is connected from %s yet: the broker keeps %s for 10 s\n", cwd, status)
-	case res == "unchanged" && r.JSON200.Session != nil:
-		fmt.Fprintf(out, "unchanged: your session stays %s (only a manual status lifts dnd)\n", r.JSON200.Session.Status)
+	case r == "unchanged" && res.Session != nil:
+		fmt.Fprintf(out, "unchanged: your session stays %s (only a manual status lifts dnd)\n", res.Session.Status)
 	default:
 		msg := "status " + status
 		if summary != nil {

@@ -47,12 +47,29 @@ type app struct {
 	home peer.Home
 }
 
+// ioStreams is where a command reads and writes: cobra's streams, or a
+// test's buffers when a run function is called directly.
+type ioStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+}
+
+func streamsOf(cmd *cobra.Command) ioStreams {
+	return ioStreams{In: cmd.InOrStdin(), Out: cmd.OutOrStdout(), ErrOut: cmd.ErrOrStderr()}
+}
+
 // usageError is a mistake in the command line or local state (exit 1).
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// exitError passes a child process's exit status through (`claudemesh launch`).
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return "claude exited with status " + fmt.Sprint(e.code) }
 
 // hinted adds a next step to an error without changing its exit code.
 type hinted struct {
@@ -180,7 +197,7 @@ else your OS config dir. Exit codes: 0 ok, 1 usage, 2 the broker refused,
 	root.AddCommand(a.joinCommand(), a.whoamiCommand(), a.listCommand(), a.useCommand(),
 		a.peersCommand(), a.statusCommand(), a.summaryCommand(),
 		a.topicCommand(), a.sendCommand(), a.inboxCommand(), a.mcpCommand(), a.hookCommand(),
-		a.installCommand(), a.uninstallCommand(), a.launchCommand())
+		a.installCommand(), a.uninstallCommand(), a.launchCommand(), a.versionCommand())
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}

@@ -21,13 +21,18 @@ import (
 	"github.com/claudemesh/claudemesh-go/peer"
 )
 
-// defaultResealInterval is how often tail seals the key for new joiners.
-// CLAUDEMESH_RESEAL_INTERVAL (a Go duration) overrides it; tests use it.
-const defaultResealInterval = 30 * time.Second
+type topicTailOptions struct {
+	app         *app
+	io          ioStreams
+	Topic       string
+	Backlog     int
+	ForwardOnly bool
+	NoReseal    bool
+	JSON        bool
+}
 
 func (a *app) topicTailCommand() *cobra.Command {
-	var asJSON, forwardOnly, noReseal bool
-	var backlog int
+	opts := &topicTailOptions{app: a}
 	c := &cobra.Command{
 		Use:   "tail <name>",
 		Short: "Follow a topic live, decrypted; seals the key for new members as it runs",
@@ -41,51 +46,58 @@ and have none yet, so they can read too (--no-reseal turns that off).`,
 		Example: "  claudemesh topic tail deploys\n  claudemesh topic tail deploys --forward-only --json | jq .text",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			interval := defaultResealInterval
-			if v := a.env.Getenv("CLAUDEMESH_RESEAL_INTERVAL"); v != "" {
-				d, err := time.ParseDuration(v)
-				if err != nil || d <= 0 {
-					return usagef("CLAUDEMESH_RESEAL_INTERVAL must be a positive duration like 30s, got %q", v)
-				}
-				interval = d
-			}
-			if backlog < 0 || backlog > 200 {
-				return usagef("--backlog must be 0 to 200, got %d", backlog)
-			}
-			if forwardOnly {
-				backlog = 0
-			}
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			name := topicName(args[0])
-			t := &tailer{s: s, topic: name, asJSON: asJSON, out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(),
-				now: a.env.Now, hc: a.env.HTTP, keys: newTopicKeys(s, name)}
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			if err := t.start(ctx, backlog); err != nil {
-				return err
-			}
-			var wg sync.WaitGroup
-			if !noReseal {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					t.resealLoop(ctx, interval)
-				}()
-			}
-			err = t.follow(ctx)
-			cancel()
-			wg.Wait()
-			return err
+			opts.io, opts.Topic = streamsOf(cmd), args[0]
+			return runTopicTail(cmd.Context(), opts)
 		},
 	}
-	c.Flags().BoolVar(&forwardOnly, "forward-only", false, "start at the live end: no backlog")
-	c.Flags().IntVar(&backlog, "backlog", 20, "how many recent messages to print first (0-200)")
-	c.Flags().BoolVar(&noReseal, "no-reseal", false, "do not seal the topic key for members waiting for it")
-	jsonFlag(c, &asJSON)
+	c.Flags().BoolVar(&opts.ForwardOnly, "forward-only", false, "start at the live end: no backlog")
+	c.Flags().IntVar(&opts.Backlog, "backlog", 20, "how many recent messages to print first (0-200)")
+	c.Flags().BoolVar(&opts.NoReseal, "no-reseal", false, "do not seal the topic key for members waiting for it")
+	jsonFlag(c, &opts.JSON)
 	return c
+}
+
+func runTopicTail(ctx context.Context, opts *topicTailOptions) error {
+	interval, err := peer.ResealInterval(opts.app.env.Getenv)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	backlog := opts.Backlog
+	if backlog < 0 || backlog > 200 {
+		return usagef("--backlog must be 0 to 200, got %d", backlog)
+	}
+	if opts.ForwardOnly {
+		backlog = 0
+	}
+	s, err := opts.app.session()
+	if err != nil {
+		return err
+	}
+	name := peer.TopicName(opts.Topic)
+	t := &tailer{s: s, topic: name, asJSON: opts.JSON, out: opts.io.Out, errOut: opts.io.ErrOut,
+		now: opts.app.env.Now, hc: opts.app.env.HTTP, keys: peer.NewTopicKeys(s.p, name)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := t.start(ctx, backlog); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	if !opts.NoReseal {
+		wg.Go(func() {
+			peer.ResealLoop(ctx, interval, func(context.Context) ([]*peer.TopicKeys, error) { return []*peer.TopicKeys{t.keys}, nil },
+				func(r peer.ResealReport) {
+					if r.Err != nil {
+						t.note("re-seal: %v", r.Err)
+					} else {
+						t.note("sealed #%s's key for @%s", r.Topic, strings.Join(r.Sealed, ", @"))
+					}
+				})
+		})
+	}
+	err = t.follow(ctx)
+	cancel()
+	wg.Wait()
+	return err
 }
 
 // tailer follows one topic's SSE stream.
@@ -135,12 +147,13 @@ func (t *tailer) show(ctx context.Context, m *client.Message) error {
 	if m.Seq <= t.lastSeq {
 		return nil
 	}
-	if m.BodyVersion == client.MessageBodyVersionN2 {
-		// A key we lack may have been sealed for us since: look again, at
-		// most once a second per epoch.
-		_, _, _ = t.keys.Get(ctx, max(m.KeyEpoch, 1), time.Second)
+	// A key we lack may have been sealed for us since: look again, at most
+	// once a second per epoch (a failed look leaves the message pending).
+	o, _ := t.keys.OpenFetching(ctx, m, time.Second)
+	if o == (peer.Opened{}) {
+		o = t.keys.Open(m)
 	}
-	v := viewMessage(m, t.keys.Held)
+	v := viewMessage(m, o)
 	t.lastSeq = m.Seq
 	t.outMu.Lock()
 	defer t.outMu.Unlock()
@@ -228,7 +241,7 @@ func (t *tailer) follow(ctx context.Context) error {
 		err := c.SubscribeRawWithContext(ctx, handle)
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return nil //nolint:nilerr // stopped by a signal: a clean exit
 		case ended != nil:
 			return ended
 		case err != nil:
@@ -278,29 +291,3 @@ type rawResponse struct {
 
 func (r rawResponse) StatusCode() int { return r.status }
 func (r rawResponse) GetBody() []byte { return r.body }
-
-// resealLoop seals the topic key for waiting members now and then every
-// interval, while we hold the key.
-func (t *tailer) resealLoop(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	var lastErr string // say each distinct failure once, not every cycle
-	for {
-		names, err := t.keys.Reseal(ctx)
-		if len(names) > 0 {
-			t.note("sealed #%s's key for @%s", t.topic, strings.Join(names, ", @"))
-		}
-		switch {
-		case err != nil && ctx.Err() == nil && err.Error() != lastErr:
-			lastErr = err.Error()
-			t.note("re-seal: %v", err)
-		case err == nil:
-			lastErr = ""
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}

@@ -1,22 +1,16 @@
 package cli
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
+	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/claudemesh/claudemesh-go/client"
-	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/peer"
 )
 
@@ -46,8 +40,14 @@ type topicView struct {
 	LastReadSeq *int64  `json:"lastReadSeq"`
 }
 
+type topicListOptions struct {
+	app  *app
+	io   ioStreams
+	JSON bool
+}
+
 func (a *app) topicListCommand() *cobra.Command {
-	var asJSON bool
+	opts := &topicListOptions{app: a}
 	c := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -55,378 +55,318 @@ func (a *app) topicListCommand() *cobra.Command {
 		Example: "  claudemesh topic list\n  claudemesh topic list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			var views []topicView
-			var cursor *string
-			for {
-				r, err := s.api.ListTopicsWithResponse(cmd.Context(), &client.ListTopicsParams{Limit: ptr(client.Limit(200)), Cursor: cursor})
-				if err := s.check(err, r, http.StatusOK); err != nil {
-					return err
-				}
-				for _, t := range r.JSON200.Items {
-					v := topicView{Name: t.Name, ID: t.Id.String(), Description: t.Description, Visibility: string(t.Visibility),
-						Keyed: t.Keyed, Joined: t.Joined, Unread: t.Unread, LastReadSeq: t.LastReadSeq}
-					if t.Role != nil {
-						role := string(*t.Role)
-						v.Role = &role
-					}
-					views = append(views, v)
-				}
-				if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
-					break
-				}
-				cursor = r.JSON200.NextCursor
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				for _, v := range views {
-					if err := writeJSON(out, v); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			t := newTable(out, "TOPIC", "VISIBILITY", "ENCRYPTED", "YOU", "UNREAD", "DESCRIPTION")
-			for _, v := range views {
-				you, unread := "-", "-"
-				if v.Role != nil {
-					you = *v.Role
-				}
-				if v.Unread != nil {
-					unread = strconv.FormatInt(*v.Unread, 10)
-				}
-				enc := "no"
-				if v.Keyed {
-					enc = "yes"
-				}
-				t.row("#"+v.Name, v.Visibility, enc, you, unread, orDash(oneLine(v.Description)))
-			}
-			return t.flush()
+			opts.io = streamsOf(cmd)
+			return runTopicList(cmd.Context(), opts)
 		},
 	}
-	jsonFlag(c, &asJSON)
+	jsonFlag(c, &opts.JSON)
 	return c
 }
 
+func runTopicList(ctx context.Context, opts *topicListOptions) error {
+	s, err := opts.app.session()
+	if err != nil {
+		return err
+	}
+	topics, err := s.p.ListTopics(ctx)
+	if err != nil {
+		return err
+	}
+	var views []topicView
+	for _, t := range topics {
+		v := topicView{Name: t.Name, ID: t.Id.String(), Description: t.Description, Visibility: string(t.Visibility),
+			Keyed: t.Keyed, Joined: t.Joined, Unread: t.Unread, LastReadSeq: t.LastReadSeq}
+		if t.Role != nil {
+			role := string(*t.Role)
+			v.Role = &role
+		}
+		views = append(views, v)
+	}
+	out := opts.io.Out
+	if opts.JSON {
+		for _, v := range views {
+			if err := writeJSON(out, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	t := newTable(out, "TOPIC", "VISIBILITY", "ENCRYPTED", "YOU", "UNREAD", "DESCRIPTION")
+	for _, v := range views {
+		you, unread := "-", "-"
+		if v.Role != nil {
+			you = *v.Role
+		}
+		if v.Unread != nil {
+			unread = strconv.FormatInt(*v.Unread, 10)
+		}
+		enc := "no"
+		if v.Keyed {
+			enc = "yes"
+		}
+		t.row("#"+v.Name, v.Visibility, enc, you, unread, orDash(oneLine(v.Description)))
+	}
+	return t.flush()
+}
+
+type topicCreateOptions struct {
+	app         *app
+	io          ioStreams
+	Description string
+	Visibility  string
+	JSON        bool
+	Name        string
+}
+
 func (a *app) topicCreateCommand() *cobra.Command {
-	var description, visibility string
-	var asJSON bool
+	opts := &topicCreateOptions{app: a}
 	c := &cobra.Command{
 		Use:     "create <name>",
 		Short:   "Create a topic (you become its lead)",
 		Example: "  claudemesh topic create deploys --description \"release chatter\"\n  claudemesh topic create incident-42 --visibility private",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !slices.Contains([]string{"public", "private"}, visibility) {
-				return usagef("--visibility must be public or private, got %q", visibility)
-			}
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			name := topicName(args[0])
-			req := client.CreateTopicRequest{Name: name, Visibility: ptr(client.CreateTopicRequestVisibility(visibility))}
-			if description != "" {
-				req.Description = &description
-			}
-			r, err := s.api.CreateTopicWithResponse(cmd.Context(), req)
-			if err := s.check(err, r, http.StatusCreated); err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"name": r.JSON201.Name, "id": r.JSON201.Id, "visibility": r.JSON201.Visibility})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created #%s (%s); it is encrypted from the first post\n", r.JSON201.Name, r.JSON201.Visibility)
-			return nil
+			opts.io = streamsOf(cmd)
+			opts.Name = args[0]
+			return runTopicCreate(cmd.Context(), opts)
 		},
 	}
-	c.Flags().StringVar(&description, "description", "", "what the topic is for")
-	c.Flags().StringVar(&visibility, "visibility", "public", "public (any member may join) or private (added by a lead)")
-	jsonFlag(c, &asJSON)
+	c.Flags().StringVar(&opts.Description, "description", "", "what the topic is for")
+	c.Flags().StringVar(&opts.Visibility, "visibility", "public", "public (any member may join) or private (added by a lead)")
+	jsonFlag(c, &opts.JSON)
 	return c
 }
 
+func runTopicCreate(ctx context.Context, opts *topicCreateOptions) error {
+	if !slices.Contains([]string{"public", "private"}, opts.Visibility) {
+		return usagef("--visibility must be public or private, got %q", opts.Visibility)
+	}
+	s, err := opts.app.session()
+	if err != nil {
+		return err
+	}
+	name := peer.TopicName(opts.Name)
+	req := client.CreateTopicRequest{Name: name, Visibility: ptr(client.CreateTopicRequestVisibility(opts.Visibility))}
+	if opts.Description != "" {
+		req.Description = &opts.Description
+	}
+	r, err := s.api.CreateTopicWithResponse(ctx, req)
+	if err := s.check(err, r, http.StatusCreated); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.io.Out, map[string]any{"name": r.JSON201.Name, "id": r.JSON201.Id, "visibility": r.JSON201.Visibility})
+	}
+	fmt.Fprintf(opts.io.Out, "created #%s (%s); it is encrypted from the first post\n", r.JSON201.Name, r.JSON201.Visibility)
+	return nil
+}
+
+type topicJoinOptions struct {
+	app   *app
+	io    ioStreams
+	Topic string
+}
+
 func (a *app) topicJoinCommand() *cobra.Command {
+	opts := &topicJoinOptions{app: a}
 	return &cobra.Command{
 		Use:     "join <name>",
 		Short:   "Join a public topic",
 		Example: "  claudemesh topic join deploys",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			name := topicName(args[0])
-			r, err := s.api.JoinTopicWithResponse(cmd.Context(), name)
-			if err := s.check(err, r, http.StatusOK, http.StatusCreated); err != nil {
-				return topicHint(err, name)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "joined #%s\n", name)
-			return nil
+			opts.io = streamsOf(cmd)
+			opts.Topic = args[0]
+			return runTopicJoin(cmd.Context(), opts)
 		},
 	}
 }
 
+func runTopicJoin(ctx context.Context, opts *topicJoinOptions) error {
+	s, err := opts.app.session()
+	if err != nil {
+		return err
+	}
+	name := peer.TopicName(opts.Topic)
+	r, err := s.api.JoinTopicWithResponse(ctx, name)
+	if err := s.check(err, r, http.StatusOK, http.StatusCreated); err != nil {
+		return topicHint(err, name)
+	}
+	fmt.Fprintf(opts.io.Out, "joined #%s\n", name)
+	return nil
+}
+
+type topicLeaveOptions struct {
+	app   *app
+	io    ioStreams
+	Topic string
+}
+
 func (a *app) topicLeaveCommand() *cobra.Command {
+	opts := &topicLeaveOptions{app: a}
 	return &cobra.Command{
 		Use:     "leave <name>",
 		Short:   "Leave a topic (your copy of its key is deleted)",
 		Example: "  claudemesh topic leave deploys",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			name := topicName(args[0])
-			me, err := uuid.Parse(s.mesh.MemberID)
-			if err != nil {
-				return fmt.Errorf("member id in the config: %w", err)
-			}
-			r, err := s.api.RemoveTopicMemberWithResponse(cmd.Context(), name, me)
-			if err := s.check(err, r, http.StatusNoContent); err != nil {
-				return topicHint(err, name)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "left #%s\n", name)
-			return nil
+			opts.io = streamsOf(cmd)
+			opts.Topic = args[0]
+			return runTopicLeave(cmd.Context(), opts)
 		},
 	}
 }
 
+func runTopicLeave(ctx context.Context, opts *topicLeaveOptions) error {
+	s, err := opts.app.session()
+	if err != nil {
+		return err
+	}
+	name := peer.TopicName(opts.Topic)
+	me, err := uuid.Parse(s.mesh.MemberID)
+	if err != nil {
+		return fmt.Errorf("member id in the config: %w", err)
+	}
+	r, err := s.api.RemoveTopicMemberWithResponse(ctx, name, me)
+	if err := s.check(err, r, http.StatusNoContent); err != nil {
+		return topicHint(err, name)
+	}
+	fmt.Fprintf(opts.io.Out, "left #%s\n", name)
+	return nil
+}
+
+type topicMembersOptions struct {
+	app   *app
+	io    ioStreams
+	JSON  bool
+	Topic string
+}
+
 func (a *app) topicMembersCommand() *cobra.Command {
-	var asJSON bool
+	opts := &topicMembersOptions{app: a}
 	c := &cobra.Command{
 		Use:     "members <name>",
 		Short:   "List a topic's members",
 		Example: "  claudemesh topic members deploys --json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			name := topicName(args[0])
-			var items []client.TopicMember
-			var cursor *string
-			for {
-				r, err := s.api.ListTopicMembersWithResponse(cmd.Context(), name, &client.ListTopicMembersParams{Limit: ptr(client.Limit(200)), Cursor: cursor})
-				if err := s.check(err, r, http.StatusOK); err != nil {
-					return topicHint(err, name)
-				}
-				items = append(items, r.JSON200.Items...)
-				if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
-					break
-				}
-				cursor = r.JSON200.NextCursor
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				for _, m := range items {
-					if err := writeJSON(out, map[string]any{"memberId": m.MemberId, "displayName": m.DisplayName, "role": m.Role,
-						"pubkey": m.Pubkey, "joinedAt": m.JoinedAt, "lastReadSeq": m.LastReadSeq}); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			now := a.env.Now()
-			t := newTable(out, "MEMBER", "ROLE", "JOINED", "READ UP TO")
-			for _, m := range items {
-				t.row("@"+m.DisplayName, string(m.Role), ago(now, m.JoinedAt), strconv.FormatInt(m.LastReadSeq, 10))
-			}
-			return t.flush()
+			opts.io = streamsOf(cmd)
+			opts.Topic = args[0]
+			return runTopicMembers(cmd.Context(), opts)
 		},
 	}
-	jsonFlag(c, &asJSON)
+	jsonFlag(c, &opts.JSON)
 	return c
 }
 
+func runTopicMembers(ctx context.Context, opts *topicMembersOptions) error {
+	s, err := opts.app.session()
+	if err != nil {
+		return err
+	}
+	name := peer.TopicName(opts.Topic)
+	var items []client.TopicMember
+	var cursor *string
+	for {
+		r, err := s.api.ListTopicMembersWithResponse(ctx, name, &client.ListTopicMembersParams{Limit: ptr(client.Limit(200)), Cursor: cursor})
+		if err := s.check(err, r, http.StatusOK); err != nil {
+			return topicHint(err, name)
+		}
+		items = append(items, r.JSON200.Items...)
+		if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
+			break
+		}
+		cursor = r.JSON200.NextCursor
+	}
+	out := opts.io.Out
+	if opts.JSON {
+		for _, m := range items {
+			if err := writeJSON(out, map[string]any{"memberId": m.MemberId, "displayName": m.DisplayName, "role": m.Role,
+				"pubkey": m.Pubkey, "joinedAt": m.JoinedAt, "lastReadSeq": m.LastReadSeq}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	now := opts.app.env.Now()
+	t := newTable(out, "MEMBER", "ROLE", "JOINED", "READ UP TO")
+	for _, m := range items {
+		t.row("@"+m.DisplayName, string(m.Role), ago(now, m.JoinedAt), strconv.FormatInt(m.LastReadSeq, 10))
+	}
+	return t.flush()
+}
+
+type topicReadOptions struct {
+	app   *app
+	io    ioStreams
+	Topic string
+	Seq   *int64 // nil: the topic's newest message
+}
+
 func (a *app) topicReadCommand() *cobra.Command {
+	opts := &topicReadOptions{app: a}
 	return &cobra.Command{
 		Use:     "read <name> [seq]",
 		Short:   "Mark a topic read (up to seq, default: its newest message)",
 		Example: "  claudemesh topic read deploys\n  claudemesh topic read deploys 1042",
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name := topicName(args[0])
-			var seq *int64
+			opts.io, opts.Topic = streamsOf(cmd), args[0]
 			if len(args) == 2 {
 				n, err := strconv.ParseInt(args[1], 10, 64)
 				if err != nil || n < 0 {
 					return usagef("seq must be a non-negative integer, got %q", args[1])
 				}
-				seq = &n
+				opts.Seq = &n
 			}
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			if seq == nil {
-				r, err := s.api.ListMessagesWithResponse(cmd.Context(), name, &client.ListMessagesParams{Limit: ptr(client.Limit(1))})
-				if err := s.check(err, r, http.StatusOK); err != nil {
-					return topicHint(err, name)
-				}
-				if len(r.JSON200.Items) == 0 {
-					fmt.Fprintf(cmd.OutOrStdout(), "#%s has no messages\n", name)
-					return nil
-				}
-				seq = &r.JSON200.Items[0].Seq
-			}
-			r, err := s.api.MarkTopicReadWithResponse(cmd.Context(), name, client.MarkTopicReadRequest{Seq: seq})
-			if err := s.check(err, r, http.StatusOK); err != nil {
-				return topicHint(err, name)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "#%s read up to %d\n", name, r.JSON200.LastReadSeq)
-			return nil
+			return runTopicRead(cmd.Context(), opts)
 		},
 	}
 }
 
-func (a *app) topicHistoryCommand() *cobra.Command {
-	var asJSON bool
-	var limit int
-	c := &cobra.Command{
-		Use:     "history <name>",
-		Short:   "Show a topic's recent messages, decrypted",
-		Example: "  claudemesh topic history deploys\n  claudemesh topic history deploys --limit 200 --json",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if limit < 1 || limit > 200 {
-				return usagef("--limit must be 1 to 200, got %d", limit)
-			}
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			name := topicName(args[0])
-			r, err := s.api.ListMessagesWithResponse(cmd.Context(), name, &client.ListMessagesParams{Limit: ptr(limit)})
-			if err := s.check(err, r, http.StatusOK); err != nil {
-				return topicHint(err, name)
-			}
-			keys := newTopicKeys(s, name)
-			items := r.JSON200.Items
-			for i := range items {
-				if items[i].BodyVersion == client.MessageBodyVersionN2 {
-					if _, _, err := keys.Get(cmd.Context(), max(items[i].KeyEpoch, 1), time.Hour); err != nil {
-						return topicHint(err, name)
-					}
-				}
-			}
-			slices.Reverse(items) // newest first → oldest first
-			out := cmd.OutOrStdout()
-			now := a.env.Now()
-			pending := 0
-			for i := range items {
-				v := viewMessage(&items[i], keys.Held)
-				if v.Pending {
-					pending++
-				}
-				if asJSON {
-					if err := writeJSON(out, v); err != nil {
-						return err
-					}
-					continue
-				}
-				printMessage(out, v, now)
-			}
-			if !asJSON && len(items) == 0 {
-				fmt.Fprintf(out, "#%s has no messages yet\n", name)
-			}
-			if pending > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%d message(s) are pending: nobody has sealed #%s's key for you yet (a key holder's `claudemesh topic tail %s` does it)\n", pending, name, name)
-			}
-			return nil
-		},
+func runTopicRead(ctx context.Context, opts *topicReadOptions) error {
+	name := peer.TopicName(opts.Topic)
+	s, err := opts.app.session()
+	if err != nil {
+		return err
 	}
-	c.Flags().IntVar(&limit, "limit", 50, "how many of the newest messages (1-200)")
-	jsonFlag(c, &asJSON)
-	return c
+	seq := opts.Seq
+	if seq == nil {
+		r, err := s.api.ListMessagesWithResponse(ctx, name, &client.ListMessagesParams{Limit: ptr(client.Limit(1))})
+		if err := s.check(err, r, http.StatusOK); err != nil {
+			return topicHint(err, name)
+		}
+		if len(r.JSON200.Items) == 0 {
+			fmt.Fprintf(opts.io.Out, "#%s has no messages\n", name)
+			return nil
+		}
+		seq = &r.JSON200.Items[0].Seq
+	}
+	r, err := s.api.MarkTopicReadWithResponse(ctx, name, client.MarkTopicReadRequest{Seq: seq})
+	if err := s.check(err, r, http.StatusOK); err != nil {
+		return topicHint(err, name)
+	}
+	fmt.Fprintf(opts.io.Out, "#%s read up to %d\n", name, r.JSON200.LastReadSeq)
+	return nil
 }
 
-func (a *app) topicPostCommand() *cobra.Command {
-	var replyTo string
-	var asJSON bool
-	c := &cobra.Command{
-		Use:   "post <name> <text|->",
-		Short: "Post an end-to-end encrypted message to a topic (- reads stdin)",
-		Long: `Post a message, encrypted on this machine with the topic key (body v2).
-On a topic nobody has keyed yet, this claims the key first. On a keyed
-topic whose key nobody has sealed for you yet it sends nothing and exits 2.`,
-		Example: "  claudemesh topic post deploys \"v1.4 is out\"\n  git log -1 | claudemesh topic post deploys -\n  claudemesh topic post deploys \"agreed\" --reply-to 0193a1b2-...",
-		Args:    cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			text := args[1]
-			if text == "-" {
-				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
-				if err != nil {
-					return fmt.Errorf("read stdin: %w", err)
-				}
-				text = strings.TrimRight(string(b), "\n")
-			}
-			if strings.TrimSpace(text) == "" {
-				return usagef("the message is empty")
-			}
-			var reply *uuid.UUID
-			if replyTo != "" {
-				u, err := uuid.Parse(replyTo)
-				if err != nil {
-					return usagef("--reply-to must be a message id, got %q", replyTo)
-				}
-				reply = &u
-			}
-			s, err := a.session()
-			if err != nil {
-				return err
-			}
-			name := topicName(args[0])
-			keys := newTopicKeys(s, name)
-			cid := newClientID()
-			var r *client.PostMessageResponse
-			for attempt := 0; ; attempt++ {
-				key, epoch, err := keys.KeyForPosting(cmd.Context())
-				if err != nil {
-					return topicHint(err, name)
-				}
-				ct, nonce, err := meshcrypto.EncryptV2(key, []byte(text))
-				if err != nil {
-					return err
-				}
-				r, err = s.api.PostMessageWithResponse(cmd.Context(), client.PostMessageRequest{Topic: name, BodyVersion: client.PostMessageRequestBodyVersionN2,
-					Ciphertext: ct, Nonce: &nonce, KeyEpoch: &epoch, ReplyToId: reply, ClientMessageId: &cid})
-				err = s.check(err, r, http.StatusCreated, http.StatusOK)
-				var ae *peer.APIError
-				if err != nil && errors.As(err, &ae) && attempt < 2 &&
-					(ae.Code() == "key_epoch_mismatch" || ae.Code() == "topic_key_unclaimed") {
-					continue // the key rotated between reading it and posting: use the new one
-				}
-				if err != nil {
-					return topicHint(err, name)
-				}
-				break
-			}
-			m := r.JSON201
-			if m == nil {
-				m = r.JSON200
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"id": m.Id, "seq": m.Seq, "topic": m.Topic})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "posted to #%s (seq %d)\n", m.Topic, m.Seq)
-			return nil
-		},
+// topicHint adds the next step for topic-level refusals.
+func topicHint(err error, topic string) error {
+	var ae *peer.APIError
+	if !asAPI(err, &ae) {
+		return err
 	}
-	c.Flags().StringVar(&replyTo, "reply-to", "", "the id of the message this answers")
-	jsonFlag(c, &asJSON)
-	return c
-}
-
-// newClientID is an idempotency key for one post or send.
-func newClientID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "cli-" + hex.EncodeToString(b[:])
+	switch ae.Code() {
+	case "not_topic_member":
+		return hint(err, "not a member of #%s: run `claudemesh topic join %s`", topic, topic)
+	case "topic_not_found":
+		return hint(err, "no topic #%s you can see: run `claudemesh topic list`, or create it with `claudemesh topic create %s`", topic, topic)
+	case "observer":
+		return hint(err, "observers of #%s may read but not post: ask a topic lead", topic)
+	case "topic_archived":
+		return hint(err, "#%s is archived: it takes no new messages", topic)
+	case "seal_not_found":
+		return hint(err, "no key for you in #%s yet: a member holding it seals it for you while their `claudemesh topic tail %s` runs; try again then", topic, topic)
+	}
+	return err
 }

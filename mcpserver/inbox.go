@@ -9,9 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/peer"
-	"github.com/claudemesh/claudemesh-go/ws"
 )
 
 // Message is a received direct message, decrypted.
@@ -66,7 +64,8 @@ func openInbox(path string) (*inbox, error) {
 	var sf spoolFile
 	if err := json.Unmarshal(b, &sf); err != nil {
 		// A damaged spool holds nothing acked: the broker re-pushes those rows.
-		return ib, nil
+		return ib, nil //nolint:nilerr // starting empty is the recovery
+
 	}
 	ib.pending, ib.lastTopicSeq = sf.Pending, sf.TopicSeq
 	for _, id := range sf.Done {
@@ -78,27 +77,21 @@ func openInbox(path string) (*inbox, error) {
 // add decrypts a push and keeps it. fresh is false for a message already
 // pending (not to be reported twice) or already reported (done: ack it
 // again, the earlier ack was lost).
-func (ib *inbox) add(f *ws.Frame, id meshcrypto.Identity) (m Message, fresh, done bool, err error) {
+func (ib *inbox) add(d peer.Direct) (m Message, fresh, done bool, err error) {
 	ib.mu.Lock()
 	defer ib.mu.Unlock()
-	if ib.doneSet[f.ID] {
+	if ib.doneSet[d.ID] {
 		return m, false, true, nil
 	}
 	for _, p := range ib.pending {
-		if p.ID == f.ID {
+		if p.ID == d.ID {
 			return p, false, false, nil
 		}
 	}
-	m = Message{ID: f.ID, Priority: f.Priority, CreatedAt: f.CreatedAt}
-	if f.ClientMessageID != nil {
-		m.ClientMessageID = *f.ClientMessageID
-	}
-	m.Undecryptable = true
-	if f.From != nil {
-		m.FromID, m.FromName, m.FromPubkey = f.From.ID, f.From.DisplayName, f.From.Pubkey
-		if b, err := meshcrypto.OpenDirect(f.Ciphertext, f.Nonce, id, f.From.Pubkey); err == nil {
-			m.Text, m.Undecryptable = string(b), false
-		}
+	m = Message{ID: d.ID, Priority: d.Priority, CreatedAt: d.CreatedAt, FromID: d.From.ID, FromName: d.From.DisplayName,
+		FromPubkey: d.From.Pubkey, Text: d.Text, Undecryptable: d.Undecryptable}
+	if d.ClientMessageID != nil {
+		m.ClientMessageID = *d.ClientMessageID
 	}
 	ib.pending = append(ib.pending, m)
 	if err := ib.save(); err != nil {

@@ -8,17 +8,23 @@ import (
 	"time"
 
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
-	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
-func push(t *testing.T, from, to meshcrypto.Identity, id, text, prio string) *ws.Frame {
+// push seals text from from to to and opens it as to would.
+func push(t *testing.T, from, to meshcrypto.Identity, id, text, prio string) peer.Direct {
+	return pushOpenedBy(t, from, to, to, id, text, prio)
+}
+
+func pushOpenedBy(t *testing.T, from, to, reader meshcrypto.Identity, id, text, prio string) peer.Direct {
 	t.Helper()
 	ct, nonce, err := meshcrypto.SealDirect([]byte(text), from, to.PublicKeyHex())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ws.Frame{Type: ws.TypePush, ID: id, From: &ws.MemberRef{ID: "m-alice", DisplayName: "alice", Pubkey: from.PublicKeyHex()},
-		Priority: prio, Nonce: nonce, Ciphertext: ct, CreatedAt: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	return peer.OpenPush(wsproto.Push{Type: wsproto.TypePush, ID: id, From: wsproto.MemberRef{ID: "m-alice", DisplayName: "alice", Pubkey: from.PublicKeyHex()},
+		Priority: prio, Nonce: nonce, Ciphertext: ct, CreatedAt: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}, reader)
 }
 
 // TestInbox: a push is kept (0600) until taken, survives a reopen, is not
@@ -31,14 +37,14 @@ func TestInbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, fresh, done, err := ib.add(push(t, alice, bob, "id-1", "hello bob", "now"), bob)
+	m, fresh, done, err := ib.add(push(t, alice, bob, "id-1", "hello bob", "now"))
 	if err != nil || !fresh || done || m.Text != "hello bob" || m.FromName != "alice" {
 		t.Fatalf("add: %+v %v %v %v", m, fresh, done, err)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("spool file: %v %v", fi, err)
 	}
-	if _, fresh, done, _ := ib.add(push(t, alice, bob, "id-1", "hello bob", "now"), bob); fresh || done {
+	if _, fresh, done, _ := ib.add(push(t, alice, bob, "id-1", "hello bob", "now")); fresh || done {
 		t.Fatal("a re-push of a pending message was kept twice")
 	}
 
@@ -54,7 +60,7 @@ func TestInbox(t *testing.T) {
 		t.Fatalf("taken twice: %+v", again)
 	}
 	ib, _ = openInbox(path)
-	if _, fresh, done, _ := ib.add(push(t, alice, bob, "id-1", "hello bob", "now"), bob); fresh || !done {
+	if _, fresh, done, _ := ib.add(push(t, alice, bob, "id-1", "hello bob", "now")); fresh || !done {
 		t.Fatal("a re-push of a reported message is not recognised")
 	}
 	if r := ib.reported(); len(r) != 1 || r[0] != "id-1" {
@@ -63,7 +69,7 @@ func TestInbox(t *testing.T) {
 
 	// A message not for us is kept, marked undecryptable.
 	carol, _ := meshcrypto.GenerateIdentity()
-	m, _, _, _ = ib.add(push(t, alice, carol, "id-2", "for carol", "next"), bob)
+	m, _, _, _ = ib.add(pushOpenedBy(t, alice, carol, bob, "id-2", "for carol", "next"))
 	if !m.Undecryptable || !strings.Contains(describe(m), "could not be decrypted") {
 		t.Fatalf("undecryptable: %+v", m)
 	}

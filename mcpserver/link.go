@@ -9,9 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/claudemesh/claudemesh-go/client"
 	"github.com/claudemesh/claudemesh-go/peer"
-	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // errNotConnected is returned by call when the broker stays unreachable.
@@ -26,23 +25,23 @@ type link struct {
 	hc      *http.Client
 	session peer.WSSession
 	// onPush gets every direct message push, on the reader goroutine.
-	onPush func(ctx context.Context, f *ws.Frame)
+	onPush func(ctx context.Context, p wsproto.Push)
 	// onMessage gets every topic feed message, on the reader goroutine.
-	onMessage func(f *ws.Frame)
+	onMessage func(e wsproto.Event)
 	// onUp runs after each welcome, off the reader goroutine.
 	onUp func(ctx context.Context)
 	logf func(format string, args ...any)
 
 	mu      sync.Mutex
-	wc      *ws.Client
+	wc      *peer.Conn
 	up      chan struct{} // closed while connected; replaced when down
-	waiters map[string]chan *ws.Frame
+	waiters map[string]chan *peer.Frame
 	refs    int
 }
 
 func newLink(sess *peer.Session, hc *http.Client, session peer.WSSession) *link {
-	return &link{sess: sess, hc: hc, session: session, up: make(chan struct{}), waiters: map[string]chan *ws.Frame{},
-		onPush: func(context.Context, *ws.Frame) {}, onMessage: func(*ws.Frame) {}, onUp: func(context.Context) {}, logf: func(string, ...any) {}}
+	return &link{sess: sess, hc: hc, session: session, up: make(chan struct{}), waiters: map[string]chan *peer.Frame{},
+		onPush: func(context.Context, wsproto.Push) {}, onMessage: func(wsproto.Event) {}, onUp: func(context.Context) {}, logf: func(string, ...any) {}}
 }
 
 // run connects, reads and reconnects until ctx ends.
@@ -68,7 +67,7 @@ func (l *link) run(ctx context.Context) {
 		go l.onUp(ctx)
 		err = l.read(ctx, wc)
 		l.setConn(nil)
-		_ = wc.Conn().CloseNow()
+		_ = wc.CloseNow()
 		if ctx.Err() != nil {
 			return
 		}
@@ -85,7 +84,7 @@ func (l *link) run(ctx context.Context) {
 	}
 }
 
-func (l *link) setConn(wc *ws.Client) {
+func (l *link) setConn(wc *peer.Conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.wc = wc
@@ -101,21 +100,25 @@ func (l *link) setConn(wc *ws.Client) {
 }
 
 // read dispatches frames until the connection fails.
-func (l *link) read(ctx context.Context, wc *ws.Client) error {
+func (l *link) read(ctx context.Context, wc *peer.Conn) error {
 	for {
 		f, err := wc.Next(ctx)
 		if err != nil {
 			return err
 		}
-		if f.Type == ws.TypePush {
-			l.onPush(ctx, f)
+		switch f.Type {
+		case wsproto.TypePush:
+			if p, err := peer.As[wsproto.Push](f); err == nil {
+				l.onPush(ctx, p)
+			}
+			continue
+		case wsproto.TypeMessage:
+			if e, err := peer.As[wsproto.Event](f); err == nil {
+				l.onMessage(e)
+			}
 			continue
 		}
-		if f.Type == ws.TypeMessage {
-			l.onMessage(f)
-			continue
-		}
-		if f.Ref == "" || f.Type == ws.TypePresence {
+		if f.Ref == "" || f.Type == wsproto.TypePresence {
 			continue
 		}
 		l.mu.Lock()
@@ -129,7 +132,7 @@ func (l *link) read(ctx context.Context, wc *ws.Client) error {
 }
 
 // conn waits up to wait for a connection.
-func (l *link) conn(ctx context.Context, wait time.Duration) (*ws.Client, error) {
+func (l *link) conn(ctx context.Context, wait time.Duration) (*peer.Conn, error) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
@@ -149,21 +152,22 @@ func (l *link) conn(ctx context.Context, wait time.Duration) (*ws.Client, error)
 	}
 }
 
-// call sends a frame with a fresh ref and waits for its answer; an error
-// frame is returned as a *peer.APIError.
-func (l *link) call(ctx context.Context, frame map[string]any) (*ws.Frame, error) {
+// Call sends a request with a fresh ref and waits for its answer (an
+// error frame included: peer.Ask turns it into an error). It makes the
+// link a peer.Caller, so tools call concurrently over one connection.
+func (l *link) Call(ctx context.Context, req wsproto.Request) (*peer.Frame, error) {
 	wc, err := l.conn(ctx, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	ch := make(chan *ws.Frame, 1)
+	ch := make(chan *peer.Frame, 1)
 	l.mu.Lock()
 	l.refs++
 	ref := "m" + strconv.Itoa(l.refs)
 	l.waiters[ref] = ch
 	l.mu.Unlock()
-	frame["ref"] = ref
-	if err := wc.Send(ctx, frame); err != nil {
+	req.SetRef(ref)
+	if err := wc.Send(ctx, req); err != nil {
 		l.mu.Lock()
 		delete(l.waiters, ref)
 		l.mu.Unlock()
@@ -175,9 +179,6 @@ func (l *link) call(ctx context.Context, frame map[string]any) (*ws.Frame, error
 	case f, ok := <-ch:
 		if !ok {
 			return nil, errors.New("the connection to the broker broke before it answered; try again")
-		}
-		if f.Type == ws.TypeError {
-			return nil, frameError(f)
 		}
 		return f, nil
 	case <-ctx.Done():
@@ -197,18 +198,7 @@ func (l *link) ack(ctx context.Context, ids []string) {
 	if wc == nil || len(ids) == 0 {
 		return
 	}
-	for len(ids) > 0 {
-		n := min(len(ids), 256)
-		if err := wc.Send(ctx, map[string]any{"type": ws.TypeAck, "ids": ids[:n]}); err != nil {
-			l.logf("ack: %v", err)
-			return
-		}
-		ids = ids[n:]
+	if err := peer.AckPushes(ctx, wc, ids); err != nil {
+		l.logf("ack: %v", err)
 	}
-}
-
-// frameError turns an /ws error frame into the error type the CLI uses.
-func frameError(f *ws.Frame) error {
-	msg := f.Message
-	return &peer.APIError{Status: http.StatusBadRequest, Problem: client.Problem{Code: f.Code, Title: msg, Detail: &msg}}
 }

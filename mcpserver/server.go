@@ -18,7 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/claudemesh/claudemesh-go/peer"
-	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // Name is the server's name: tools appear as mcp__claudemesh__<tool>.
@@ -170,14 +170,14 @@ func (s *Server) watchClient(next mcp.MethodHandler) mcp.MethodHandler {
 }
 
 // onPush keeps a pushed message in the spool; the deliverer reports it.
-func (s *Server) onPush(ctx context.Context, f *ws.Frame) {
-	_, fresh, done, err := s.inbox.add(f, s.sess.ID)
+func (s *Server) onPush(ctx context.Context, p wsproto.Push) {
+	_, fresh, done, err := s.inbox.add(s.sess.OpenPush(p))
 	switch {
 	case err != nil:
 		// Not acked: the broker pushes it again on the next connection.
-		s.opt.Logf("keep message %s: %v", f.ID, err)
+		s.opt.Logf("keep message %s: %v", p.ID, err)
 	case done:
-		s.link.ack(ctx, []string{f.ID})
+		s.link.ack(ctx, []string{p.ID})
 	case fresh:
 		s.poke()
 	}
@@ -190,7 +190,7 @@ func (s *Server) onUp(ctx context.Context) {
 	// The broker pushes the queued messages right after the welcome; the
 	// answer to a round trip comes after them, so once it is in, a
 	// check_messages right at start sees them.
-	if _, err := s.link.call(ctx, map[string]any{"type": ws.TypeListPeers}); err == nil {
+	if _, err := s.link.Call(ctx, &wsproto.ListPeers{Type: wsproto.TypeListPeers}); err == nil {
 		s.syncOnce.Do(func() { close(s.synced) })
 	}
 	s.mu.Lock()
@@ -200,15 +200,10 @@ func (s *Server) onUp(ctx context.Context) {
 	st, sum := s.status, s.summary
 	s.mu.Unlock()
 	if st != "" || sum != nil {
-		f := map[string]any{"type": ws.TypeSetStatus, "source": "manual"}
 		if st == "" {
 			st = "idle"
 		}
-		f["status"] = st
-		if sum != nil {
-			f["summary"] = *sum
-		}
-		if _, err := s.link.call(ctx, f); err != nil {
+		if _, err := s.sess.SetStatus(ctx, s.link, st, sum, "manual"); err != nil {
 			s.opt.Logf("restore status: %v", err)
 		}
 	}
@@ -271,7 +266,7 @@ func (s *Server) deliverLoop(ctx context.Context) {
 func (s *Server) reportInferred(ctx context.Context, status string) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if _, err := s.link.call(ctx, map[string]any{"type": ws.TypeSetStatus, "status": status, "source": "jsonl"}); err != nil {
+	if _, err := s.sess.SetStatus(ctx, s.link, status, nil, "jsonl"); err != nil {
 		s.opt.Logf("report status %s: %v", status, err)
 		return
 	}

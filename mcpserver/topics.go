@@ -2,9 +2,9 @@ package mcpserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -12,9 +12,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/claudemesh/claudemesh-go/client"
-	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/peer"
-	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // keyWait is how long a topic message waits for its key to be sealed for
@@ -66,9 +65,9 @@ func (f *feed) reset() {
 }
 
 // onTopicMessage queues a feed message (on the reader goroutine).
-func (s *Server) onTopicMessage(f *ws.Frame) {
+func (s *Server) onTopicMessage(e wsproto.Event) {
 	var m topicMessage
-	if err := f.Decode(&m.Message); err != nil || m.Seq <= s.inbox.topicSeq() {
+	if err := json.Unmarshal(e.Data, &m.Message); err != nil || m.Seq <= s.inbox.topicSeq() {
 		return
 	}
 	m.since = time.Now()
@@ -79,33 +78,25 @@ func (s *Server) onTopicMessage(f *ws.Frame) {
 // subscribe starts the topic feed of every topic this member joined, from
 // the last seq pushed (or live, the first time).
 func (s *Server) subscribe(ctx context.Context) error {
-	limit := client.Limit(200)
+	topics, err := s.sess.ListTopics(ctx)
+	if err != nil {
+		return err
+	}
 	var names []string
-	var cursor *string
-	for {
-		r, err := s.sess.API.ListTopicsWithResponse(ctx, &client.ListTopicsParams{Limit: &limit, Cursor: cursor})
-		if err := s.sess.Check(err, r, http.StatusOK); err != nil {
-			return err
+	for _, t := range topics {
+		if t.Joined {
+			names = append(names, t.Name)
 		}
-		for _, t := range r.JSON200.Items {
-			if t.Joined {
-				names = append(names, t.Name)
-			}
-		}
-		if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
-			break
-		}
-		cursor = r.JSON200.NextCursor
 	}
 	if len(names) == 0 {
 		return nil
 	}
 	s.feed.reset() // the replay from since brings anything queued again
-	frame := map[string]any{"type": ws.TypeSubscribe, "topics": names}
+	req := &wsproto.Subscribe{Type: wsproto.TypeSubscribe, Topics: names}
 	if seq := s.inbox.topicSeq(); seq > 0 {
-		frame["since"] = seq
+		req.Since = &seq
 	}
-	ack, err := s.link.call(ctx, frame)
+	ack, err := peer.Ask[wsproto.Subscribed](ctx, s.sess, s.link, req)
 	if err != nil {
 		return err
 	}
@@ -171,55 +162,62 @@ func (s *Server) deliverTopics(ctx context.Context) (waiting bool) {
 // openTopicMessage decrypts a feed message; ready is false while its key
 // may still be sealed for us.
 func (s *Server) openTopicMessage(ctx context.Context, m *topicMessage) (string, bool) {
-	if m.BodyVersion == 1 {
-		t, err := meshcrypto.DecodeV1(m.Ciphertext)
-		if err != nil {
-			return "[cannot decode this message]", true
-		}
-		return "[plaintext] " + t, true
+	o, err := s.topicKeys(m.Topic).OpenFetching(ctx, &m.Message, time.Second)
+	if (err != nil || o.Pending) && time.Since(m.since) < keyWait {
+		return "", false
 	}
-	key, ok, err := s.topicKeys(m.Topic).Get(ctx, max(m.KeyEpoch, 1), time.Second)
-	if err != nil || !ok {
-		if time.Since(m.since) < keyWait {
-			return "", false
-		}
-		return "[encrypted: nobody has sealed this topic's key for you yet; read it later with topic_history]", true
-	}
-	pt, err := meshcrypto.DecryptV2(key, m.Ciphertext, m.Nonce)
 	if err != nil {
-		return "[cannot decrypt this message]", true
+		o = s.topicKeys(m.Topic).Open(&m.Message)
 	}
-	return string(pt), true
+	return bodyText(o, "[encrypted: nobody has sealed this topic's key for you yet; read it later with topic_history]"), true
+}
+
+// bodyText is an opened body as the model reads it.
+func bodyText(o peer.Opened, pending string) string {
+	switch {
+	case o.Pending:
+		return pending
+	case o.Undecryptable && o.Plaintext:
+		return "[cannot decode this message]"
+	case o.Undecryptable:
+		return "[cannot decrypt this message]"
+	case o.Plaintext:
+		return "[plaintext] " + *o.Text
+	}
+	return *o.Text
 }
 
 // resealLoop does a key holder's duty, as `claudemesh topic tail` does:
 // every interval it seals each joined topic's current key for the
 // members still waiting for one.
 func (s *Server) resealLoop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		limit := client.Limit(200)
-		r, err := s.sess.API.ListTopicsWithResponse(ctx, &client.ListTopicsParams{Limit: &limit})
-		if err := s.sess.Check(err, r, http.StatusOK); err != nil {
-			continue
-		}
-		for _, tp := range r.JSON200.Items {
-			if !tp.Joined || !tp.Keyed {
-				continue
-			}
-			if names, err := s.topicKeys(tp.Name).Reseal(ctx); err != nil && ctx.Err() == nil {
-				s.opt.Logf("seal #%s's key: %v", tp.Name, err)
-			} else if len(names) > 0 {
-				s.opt.Logf("sealed #%s's key for %v", tp.Name, names)
+	peer.ResealLoop(ctx, every, func(ctx context.Context) ([]*peer.TopicKeys, error) {
+		topics, err := s.sess.ListTopics(ctx)
+		var keys []*peer.TopicKeys
+		for _, tp := range topics {
+			if tp.Joined && tp.Keyed {
+				keys = append(keys, s.topicKeys(tp.Name))
 			}
 		}
-	}
+		return keys, err
+	}, func(r peer.ResealReport) {
+		if r.Err != nil {
+			s.opt.Logf("seal #%s's key: %v", r.Topic, r.Err)
+		} else {
+			s.opt.Logf("sealed #%s's key for %v", r.Topic, r.Sealed)
+		}
+	})
+}
+
+// ---- topic_post ----
+
+type topicPostInput struct {
+	Topic   string `json:"topic" jsonschema:"the topic name, with or without #, e.g. general"`
+	Message string `json:"message" jsonschema:"the text to post"`
+}
+
+func topicPostTool(s *Server) serverTool {
+	return newTool(&mcp.Tool{Name: "topic_post", Description: "Post a message to a topic of the mesh (e.g. general), encrypted with the topic's key. Every topic member can read it; you must have joined the topic."}, s.topicPost)
 }
 
 func (s *Server) topicPost(ctx context.Context, _ *mcp.CallToolRequest, in topicPostInput) (*mcp.CallToolResult, any, error) {
@@ -233,37 +231,25 @@ func (s *Server) topicPost(ctx context.Context, _ *mcp.CallToolRequest, in topic
 	return text("%s", line), nil, nil
 }
 
-// postTopic encrypts with the topic key of the current epoch (claiming an
-// unkeyed topic first) and posts over REST; it never sends plaintext.
+// postTopic posts encrypted with the topic key (peer.TopicKeys.Post).
 func (s *Server) postTopic(ctx context.Context, topic, msg string) (string, error) {
-	name := strings.TrimPrefix(strings.TrimSpace(topic), "#")
-	keys := s.topicKeys(name)
-	cid := newClientID()
-	for attempt := 0; ; attempt++ {
-		key, epoch, err := keys.KeyForPosting(ctx)
-		if err != nil {
-			return "", err
-		}
-		ct, nonce, err := meshcrypto.EncryptV2(key, []byte(msg))
-		if err != nil {
-			return "", err
-		}
-		r, err := s.sess.API.PostMessageWithResponse(ctx, client.PostMessageRequest{Topic: name, BodyVersion: client.PostMessageRequestBodyVersionN2,
-			Ciphertext: ct, Nonce: &nonce, KeyEpoch: &epoch, ClientMessageId: &cid})
-		err = s.sess.Check(err, r, http.StatusCreated, http.StatusOK)
-		var ae *peer.APIError
-		if err != nil && errors.As(err, &ae) && attempt < 2 && (ae.Code() == "key_epoch_mismatch" || ae.Code() == "topic_key_unclaimed") {
-			continue // rotated between reading the key and posting
-		}
-		if err != nil {
-			return "", err
-		}
-		m := r.JSON201
-		if m == nil {
-			m = r.JSON200
-		}
-		return fmt.Sprintf("#%s: posted (seq %d, message id %s)", m.Topic, m.Seq, m.Id), nil
+	m, err := s.topicKeys(peer.TopicName(topic)).Post(ctx, msg, peer.PostOptions{ClientPrefix: "mcp"})
+	if err != nil {
+		return "", err
 	}
+	return fmt.Sprintf("#%s: posted (seq %d, message id %s)", m.Topic, m.Seq, m.Id), nil
+}
+
+// ---- topic_history ----
+
+type topicHistoryInput struct {
+	Topic string `json:"topic" jsonschema:"the topic name, with or without #, e.g. general"`
+	Limit int    `json:"limit,omitempty" jsonschema:"how many of the newest messages, 1 to 200 (default 20)"`
+}
+
+func topicHistoryTool(s *Server) serverTool {
+	return newTool(&mcp.Tool{Name: "topic_history", Description: "Read a topic's newest messages, decrypted, oldest first.",
+		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, s.topicHistory)
 }
 
 func (s *Server) topicHistory(ctx context.Context, _ *mcp.CallToolRequest, in topicHistoryInput) (*mcp.CallToolResult, any, error) {
@@ -274,9 +260,9 @@ func (s *Server) topicHistory(ctx context.Context, _ *mcp.CallToolRequest, in to
 	if limit < 1 || limit > 200 {
 		return nil, nil, fmt.Errorf("limit must be 1 to 200, not %d", limit)
 	}
-	name := strings.TrimPrefix(strings.TrimSpace(in.Topic), "#")
+	name := peer.TopicName(in.Topic)
 	r, err := s.sess.API.ListMessagesWithResponse(ctx, name, &client.ListMessagesParams{Limit: &limit})
-	if err := s.sess.Check(err, r, http.StatusOK); err != nil {
+	if err := s.sess.Check(err, r, 200); err != nil {
 		return nil, nil, err
 	}
 	items := r.JSON200.Items
@@ -288,29 +274,11 @@ func (s *Server) topicHistory(ctx context.Context, _ *mcp.CallToolRequest, in to
 	fmt.Fprintf(&b, "The %d newest message(s) of #%s, oldest first:\n", len(items), name)
 	for i := len(items) - 1; i >= 0; i-- {
 		m := &items[i]
-		body := ""
-		switch {
-		case m.BodyVersion == client.MessageBodyVersionN1:
-			t, err := meshcrypto.DecodeV1(m.Ciphertext)
-			body = "[plaintext] " + t
-			if err != nil {
-				body = "[cannot decode this message]"
-			}
-		default:
-			key, ok, err := keys.Get(ctx, max(m.KeyEpoch, 1), time.Hour)
-			switch {
-			case err != nil:
-				return nil, nil, err
-			case !ok:
-				body = "[encrypted: nobody has sealed this topic's key for you yet]"
-			default:
-				pt, err := meshcrypto.DecryptV2(key, m.Ciphertext, m.Nonce)
-				body = string(pt)
-				if err != nil {
-					body = "[cannot decrypt this message]"
-				}
-			}
+		o, err := keys.OpenFetching(ctx, m, time.Hour)
+		if err != nil {
+			return nil, nil, err
 		}
+		body := bodyText(o, "[encrypted: nobody has sealed this topic's key for you yet]")
 		fmt.Fprintf(&b, "- [seq %d, %s] @%s: %s\n", m.Seq, m.CreatedAt.UTC().Format(time.RFC3339), m.SenderDisplayName, body)
 	}
 	return text("%s", strings.TrimRight(b.String(), "\n")), nil, nil

@@ -6,7 +6,9 @@ import (
 
 	"golang.org/x/crypto/curve25519"
 	"golang.org/x/crypto/nacl/box"
-	"golang.org/x/crypto/salsa20/salsa"
+	// HSalsa20 (crypto_box's key derivation) is only exported by this
+	// low-level package; libsodium compatibility needs exactly it.
+	"golang.org/x/crypto/salsa20/salsa" //nolint:staticcheck // SA1019: see above
 )
 
 // randomNonce returns 24 bytes from crypto/rand. XSalsa20's nonce is long
@@ -32,7 +34,7 @@ func boxKey(peer, sec *[X25519KeySize]byte) (*[32]byte, error) {
 	}
 	shared, err := curve25519.X25519(sec[:], peer[:])
 	if err != nil { // all-zero output
-		return nil, fmt.Errorf("%w: %v", ErrWeakX25519Key, err)
+		return nil, fmt.Errorf("%w: %w", ErrWeakX25519Key, err)
 	}
 	var zero [16]byte
 	var k [32]byte

@@ -3,6 +3,7 @@ package middleware
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -106,7 +107,7 @@ func Recover(log *slog.Logger) echo.MiddlewareFunc {
 		return func(c echo.Context) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					if r == http.ErrAbortHandler {
+					if e, ok := r.(error); ok && errors.Is(e, http.ErrAbortHandler) {
 						panic(r)
 					}
 					log.Error("panic", slog.String("request_id", RequestIDFrom(c)), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))

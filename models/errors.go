@@ -89,9 +89,10 @@ func notFound(what string) *Error {
 }
 
 // ErrDatabaseUnavailable is what callers see when the database cannot be
-// reached; the api package answers it with 503 and Retry-After.
+// reached; the api package answers it with 503 and Retry-After (and adds
+// the clientMessageId note to a message post, the one request it fits).
 var ErrDatabaseUnavailable = &Error{Kind: KindUnavailable, Code: "database_unavailable",
-	Detail:            "the database is briefly unavailable; retry shortly (a post retried with the same clientMessageId is stored once)",
+	Detail:            "the database is unreachable; retry shortly",
 	RetryAfterSeconds: 2}
 
 // IsUnavailable reports whether err means the database could not be reached

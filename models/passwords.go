@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -54,5 +55,9 @@ func checkPassword(encoded, password string) bool {
 }
 
 // dummyHash is compared against when an email is unknown, so a login for a
-// missing account costs the same time as a wrong password.
-var dummyHash = hashPassword("claudemesh-timing-equaliser")
+// missing account costs the same time as a wrong password. It is made on
+// first use, not at package init: an argon2id hash is ~20 MiB and tens of
+// milliseconds, which every program linking models (the broker's other
+// commands, tests) would otherwise pay at start whether or not it checks
+// a password.
+var dummyHash = sync.OnceValue(func() string { return hashPassword("claudemesh-timing-equaliser") })

@@ -7,17 +7,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
 	"github.com/glebarez/sqlite"
-	"github.com/pressly/goose/v3"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
-
-	"github.com/claudemesh/claudemesh-go/migrations"
 )
 
 // Dialect names the database behind a Store.
@@ -48,6 +44,11 @@ type Store struct {
 	// onCommit receives committed messages in seq order (the stream hub).
 	onCommit        func(Committed)
 	maxMessageBytes int
+	// sqlitePath is the embedded database file ("" on PostgreSQL).
+	sqlitePath string
+	// processLock is <sqlitePath>.lock, held while the store is open when
+	// Options.ExclusiveSQLite asked for it; nil otherwise.
+	processLock *fileLock
 }
 
 // Hooks are test seams: a non-nil function is called at a named step inside
@@ -68,14 +69,24 @@ type Options struct {
 	MaxOpenConns int
 	// MaxMessageBytes bounds a decoded ciphertext (0 = DefaultMaxMessageBytes).
 	MaxMessageBytes int
+	// ExclusiveSQLite makes the store hold <SQLitePath>.lock for its whole
+	// life (a serving broker): a second process that asks for it waits up
+	// to LockWait, then is refused. Ignored on PostgreSQL.
+	ExclusiveSQLite bool
+	// LockWait bounds the wait for the SQLite process lock (0 = 15 s, long
+	// enough for a stopping broker to drain). The wait for another
+	// replica's migration is fixed (5 min).
+	LockWait time.Duration
 }
 
 // Open connects to PostgreSQL (DatabaseURL set) or opens the embedded SQLite
 // file in WAL mode. It does not migrate; call Migrate.
 func Open(ctx context.Context, opt Options) (*Store, error) {
 	var (
-		dial    gorm.Dialector
-		dialect Dialect
+		dial       gorm.Dialector
+		dialect    Dialect
+		sqlitePath string
+		procLock   *fileLock
 	)
 	switch {
 	case opt.DatabaseURL != "":
@@ -88,11 +99,21 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		if path == "" {
 			path = "claudemesh.db"
 		}
-		// _txlock=immediate takes the write lock at BEGIN, so two writers queue
-		// on busy_timeout instead of failing with SQLITE_BUSY on upgrade.
-		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+		if opt.ExclusiveSQLite {
+			// Before the file is opened: a second broker on the same file
+			// is refused here, not half-way through its first write.
+			var err error
+			if procLock, err = lockProcess(ctx, path, orDuration(opt.LockWait, 15*time.Second)); err != nil {
+				return nil, err
+			}
+		}
+		// busy_timeout comes first so that the switch to WAL, which needs
+		// the file to itself, waits for another process instead of failing
+		// with SQLITE_BUSY. _txlock=immediate takes the write lock at BEGIN,
+		// so two writers queue on busy_timeout instead of failing on upgrade.
+		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-		dial, dialect = sqlite.Open(dsn), SQLite
+		dial, dialect, sqlitePath = sqlite.Open(dsn), SQLite, path
 	}
 	db, err := gorm.Open(dial, &gorm.Config{
 		Logger:                 logger.Discard,
@@ -101,10 +122,12 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		TranslateError:         false,
 	})
 	if err != nil {
+		procLock.release()
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
+		procLock.release()
 		return nil, fmt.Errorf("database handle: %w", err)
 	}
 	if dialect == SQLite {
@@ -122,6 +145,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	}
 	if err := sqlDB.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
+		procLock.release()
 		return nil, fmt.Errorf("reach %s database: %w", dialect, err)
 	}
 	now := opt.Now
@@ -132,7 +156,8 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	if maxBytes == 0 {
 		maxBytes = DefaultMaxMessageBytes
 	}
-	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, now: now, lastUsed: newUsageThrottle(), maxMessageBytes: maxBytes}
+	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, now: now, lastUsed: newUsageThrottle(), maxMessageBytes: maxBytes,
+		sqlitePath: sqlitePath, processLock: procLock}
 	s.commits = newBatcher(maxBatch, s.commitBatch)
 	s.keyLookups = newBatcher(maxKeyLookups, func(_ string, b []*keyLookup) { s.lookupKeys(b) })
 	s.streamReads = newBatcher(maxStreamReads, func(_ string, b []*streamRead) { s.readStreamStates(b) })
@@ -156,6 +181,7 @@ func (s *Store) Close() error {
 	s.commits.wait()
 	s.keyLookups.wait()
 	s.streamReads.wait()
+	defer s.processLock.release() // after the last write of this process
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
@@ -170,38 +196,6 @@ func (s *Store) Ping(ctx context.Context) error {
 		return err
 	}
 	return sqlDB.PingContext(ctx)
-}
-
-// Migrate applies every pending migration of the store's dialect and returns
-// the resulting schema version.
-func (s *Store) Migrate(ctx context.Context) (int64, error) {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return 0, err
-	}
-	var (
-		fsys    fs.FS
-		dialect goose.Dialect
-	)
-	if s.dialect == Postgres {
-		fsys, dialect = migrations.Postgres, goose.DialectPostgres
-		fsys, _ = fs.Sub(fsys, "postgres")
-	} else {
-		fsys, dialect = migrations.SQLite, goose.DialectSQLite3
-		fsys, _ = fs.Sub(fsys, "sqlite")
-	}
-	p, err := goose.NewProvider(dialect, sqlDB, fsys)
-	if err != nil {
-		return 0, fmt.Errorf("migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return 0, fmt.Errorf("apply migrations: %w", err)
-	}
-	v, err := p.GetDBVersion(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read schema version: %w", err)
-	}
-	return v, nil
 }
 
 // SQLDB exposes the pool for tools that need plain database/sql (tests, pgbench-like benchmarks).
@@ -261,4 +255,12 @@ func uniqueIndexOf(err error) string {
 		return msg[i+len("UNIQUE constraint failed: "):]
 	}
 	return ""
+}
+
+// orDuration is d, or def when d is zero.
+func orDuration(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }

@@ -104,7 +104,7 @@ func (s *Store) Login(ctx context.Context, email, password string) (*User, Refre
 	err := s.db.WithContext(ctx).Where("email = ?", email).Take(&u).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
-		checkPassword(dummyHash, password)
+		checkPassword(dummyHash(), password)
 		return nil, Refresh{}, E(KindUnauthorized, "invalid_credentials", "wrong email or password")
 	case err != nil:
 		return nil, Refresh{}, fmt.Errorf("find user: %w", err)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -66,20 +67,73 @@ func ConfigDir(getenv func(string) string) (string, error) {
 	return filepath.Join(d, "claudemesh"), nil
 }
 
-// Load reads config.json; a missing file is an empty config.
+// FileError is a file in the config directory that cannot be used as it
+// is: what is wrong with it and what to do. Nothing in it is secret.
+type FileError struct {
+	Path    string
+	Problem string // e.g. "is not valid JSON: unexpected end of JSON input"
+	Fix     string
+}
+
+func (e *FileError) Error() string {
+	return filepath.Base(e.Path) + " at " + e.Path + " " + e.Problem + "; " + e.Fix
+}
+
+// Load reads config.json; a missing file is an empty config. A file that
+// is not JSON, or whose meshes lack what every command needs, is reported
+// as what it is, so it never surfaces later as an identity mismatch.
 func (h Home) Load() (*Config, error) {
-	b, err := readBounded(filepath.Join(h.Dir, configFile))
+	path := filepath.Join(h.Dir, configFile)
+	b, err := readSecret(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return &Config{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var c Config
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Join(h.Dir, configFile), err)
+	bad := func(problem string) error {
+		return &FileError{Path: path, Problem: problem, Fix: "fix or remove it (then join your meshes again)"}
 	}
-	return &c, nil
+	var c *Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, bad("is not a claudemesh config: " + err.Error())
+		}
+		return nil, bad("is not valid JSON: " + err.Error())
+	}
+	if c == nil {
+		return nil, bad("is not a claudemesh config: it holds null")
+	}
+	if err := c.validate(); err != nil {
+		return nil, bad("is damaged: " + err.Error())
+	}
+	return c, nil
+}
+
+// validate checks that every mesh has what the commands use: an id, an
+// http(s) server, a 32-byte hex pubkey and an API key; and that the
+// default names one of them.
+func (c *Config) validate() error {
+	found := c.Default == ""
+	for i, m := range c.Meshes {
+		name := fmt.Sprintf("mesh %d (%q)", i+1, m.Slug)
+		switch {
+		case m.ID == "":
+			return fmt.Errorf("%s has no id", name)
+		case !strings.HasPrefix(m.Server, "http://") && !strings.HasPrefix(m.Server, "https://"):
+			return fmt.Errorf("%s has no http(s) server", name)
+		case len(m.Pubkey) != 64 || strings.Trim(strings.ToLower(m.Pubkey), "0123456789abcdef") != "":
+			return fmt.Errorf("%s has no valid pubkey (64 hex digits)", name)
+		case m.APIKey == "":
+			return fmt.Errorf("%s has no API key", name)
+		}
+		found = found || c.Default == m.ID || c.Default == m.Slug
+	}
+	if !found {
+		return fmt.Errorf("the default mesh %q is not one of its meshes", c.Default)
+	}
+	return nil
 }
 
 // Save writes config.json atomically with mode 0600 (dir 0700).
@@ -93,7 +147,7 @@ func (h Home) Save(c *Config) error {
 
 // Identity loads the ed25519 identity (ErrNoIdentity when none was made).
 func (h Home) Identity() (meshcrypto.Identity, error) {
-	b, err := readBounded(filepath.Join(h.Dir, identityFile))
+	b, err := readSecret(filepath.Join(h.Dir, identityFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return meshcrypto.Identity{}, ErrNoIdentity
 	}
@@ -133,7 +187,8 @@ func (h Home) writeSecret(name string, b []byte) error {
 	if err := os.MkdirAll(h.Dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", h.Dir, err)
 	}
-	if err := os.Chmod(h.Dir, 0o700); err != nil {
+	if err := os.Chmod(h.Dir, 0o700); err != nil { //nolint:gosec // G302: a folder needs its x bit; 0700 is owner-only
+
 		return err
 	}
 	return WriteFileAtomic(filepath.Join(h.Dir, name), b)
@@ -150,15 +205,15 @@ func WriteFileAtomic(path string, b []byte) error {
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op after the rename
 	if err := f.Chmod(0o600); err != nil {
-		f.Close()
+		_ = f.Close() // the Chmod error is the one to report
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
-		f.Close()
+		_ = f.Close() // the Write error is the one to report
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close() // the Sync error is the one to report
 		return err
 	}
 	if err := f.Close(); err != nil {
@@ -167,13 +222,28 @@ func WriteFileAtomic(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
-// readBounded reads a config file, refusing anything implausibly large.
-func readBounded(path string) ([]byte, error) {
+// readSecret reads a config file (both hold secrets: the identity's
+// private key, the API keys), refusing one that other users can read, as
+// ssh refuses such a private key: it may have been copied already, and
+// using it silently would hide that. It also refuses anything implausibly
+// large.
+func readSecret(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if runtime.GOOS != "windows" { // mode bits carry no access rules there
+		st, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		if perm := st.Mode().Perm(); perm&0o077 != 0 {
+			return nil, &FileError{Path: path,
+				Problem: fmt.Sprintf("can be read by other users (mode %04o), and it holds a secret", perm),
+				Fix:     "claudemesh refuses to use it, as ssh does such a key: run `chmod 600 " + path + "` (and if others may have read it, leave your meshes and join again)"}
+		}
+	}
 	const limit = 4 << 20
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {

@@ -82,3 +82,42 @@ func (s *Session) ResolveMember(ctx context.Context, to string) (client.Member, 
 		cursor = r.JSON200.NextCursor
 	}
 }
+
+// ListPeers reads the mesh's connected sessions, all pages.
+func (s *Session) ListPeers(ctx context.Context) ([]client.Peer, error) {
+	return allPages(ctx, func(ctx context.Context, limit client.Limit, cursor *string) ([]client.Peer, bool, *string, error) {
+		r, err := s.API.ListPeersWithResponse(ctx, &client.ListPeersParams{Limit: &limit, Cursor: cursor})
+		if err := s.Check(err, r, http.StatusOK); err != nil {
+			return nil, false, nil, err
+		}
+		return r.JSON200.Items, r.JSON200.HasMore, r.JSON200.NextCursor, nil
+	})
+}
+
+// allPages reads a keyset-paged list to its end, 200 items a request.
+func allPages[T any](ctx context.Context, page func(ctx context.Context, limit client.Limit, cursor *string) ([]T, bool, *string, error)) ([]T, error) {
+	var out []T
+	var cursor *string
+	for {
+		items, more, next, err := page(ctx, 200, cursor)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, items...)
+		if !more || next == nil {
+			return out, nil
+		}
+		cursor = next
+	}
+}
+
+// ReportStatus reports the status of this member's session running in
+// cwd over REST (POST /hook/set-status), as hooks and `claudemesh status`
+// do; pid is the Claude Code process.
+func (s *Session) ReportStatus(ctx context.Context, status string, summary *string, pid int, cwd string) (*client.HookStatusResult, error) {
+	r, err := s.API.SetStatusFromHookWithResponse(ctx, client.HookStatusRequest{Status: client.PeerStatus(status), Pid: pid, Cwd: cwd, Summary: summary})
+	if err := s.Check(err, r, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return r.JSON200, nil
+}

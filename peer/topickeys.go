@@ -2,7 +2,6 @@ package peer
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net/http"
@@ -161,7 +160,7 @@ func (k *TopicKeys) Reseal(ctx context.Context) ([]string, error) {
 			if err != nil {
 				continue // the broker validated it; a bad one is not ours to fix
 			}
-			enc, nonce, err := meshcrypto.SealTopicKey(key, s.ID, ed25519.PublicKey(pub))
+			enc, nonce, err := meshcrypto.SealTopicKey(key, s.ID, pub)
 			if err != nil {
 				continue // a pubkey with no x25519 form can never be sealed for
 			}

@@ -2,8 +2,6 @@ package peer
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
-	"github.com/claudemesh/claudemesh-go/ws"
 )
 
 // WSURL is the mesh's /ws address (ws:// for http://, wss:// for https://).
@@ -32,17 +29,10 @@ func (m *Mesh) WSURL() (string, error) {
 	return u.String(), nil
 }
 
-// NewSessionID makes a random /ws session id with a readable prefix.
-func NewSessionID(prefix string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return prefix + "-" + hex.EncodeToString(b[:])
-}
-
 // DialWS connects to the mesh's /ws and says the signed hello as sessionID.
 // A refused hello is an *APIError-like *WSRefusedError; a failed dial a
 // *NetworkError.
-func (m *Mesh) DialWS(ctx context.Context, id meshcrypto.Identity, sessionID string, hc *http.Client) (*ws.Client, error) {
+func (m *Mesh) DialWS(ctx context.Context, id meshcrypto.Identity, sessionID string, hc *http.Client) (*Conn, error) {
 	return m.DialSession(ctx, id, WSSession{ID: sessionID}, hc)
 }
 
@@ -55,24 +45,24 @@ type WSSession struct {
 }
 
 // DialSession is DialWS with the session's pid and cwd in the hello.
-func (m *Mesh) DialSession(ctx context.Context, id meshcrypto.Identity, s WSSession, hc *http.Client) (*ws.Client, error) {
+func (m *Mesh) DialSession(ctx context.Context, id meshcrypto.Identity, s WSSession, hc *http.Client) (*Conn, error) {
 	u, err := m.WSURL()
 	if err != nil {
 		return nil, err
 	}
-	c, err := ws.Connect(ctx, u, hc)
+	c, err := Connect(ctx, u, hc)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, &NetworkError{Server: m.Server, Err: unwrapURL(errors.Unwrap(err))}
 	}
-	err = c.Hello(ctx, ws.HelloOptions{Identity: id, MeshID: m.ID, MemberID: m.MemberID, SessionID: s.ID,
+	err = c.Hello(ctx, HelloOptions{Identity: id, MeshID: m.ID, MemberID: m.MemberID, SessionID: s.ID,
 		DisplayName: m.DisplayName, Pid: s.Pid, Cwd: s.Cwd})
 	if err != nil {
-		_ = c.Conn().CloseNow()
-		if code, reason := ws.CloseStatus(err); code >= 4000 {
-			return nil, &WSRefusedError{Code: int(code), Reason: reason}
+		_ = c.CloseNow()
+		if code, reason := CloseStatus(err); code >= 4000 {
+			return nil, &WSRefusedError{Code: code, Reason: reason}
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

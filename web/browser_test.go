@@ -23,8 +23,9 @@ import (
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/models/storetest"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/web"
-	"github.com/claudemesh/claudemesh-go/ws"
 )
 
 // playwrightVersion is the pinned playwright-core the browser test drives
@@ -68,7 +69,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	var peer *ws.Client
+	var peer *wsclient.Conn
 	done := runScript(t, ctx, node, "browser.mjs", []string{"BASE=" + base, "PW_DIR=" + pwDir, "CHROMIUM=" + chromiumPath, "SHOTS_DIR=" + shots},
 		func(line map[string]any) any {
 			switch line["need"] {
@@ -278,7 +279,7 @@ var buildBot = peerSpec{DisplayName: "build-bot", SessionID: "cc-4242", Cwd: "/h
 
 // connectPeer joins the mesh as a Claude Code peer, says hello over /ws and
 // reports a status, so the peers panel has a live session to show.
-func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string, spec peerSpec) *ws.Client {
+func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string, spec peerSpec) *wsclient.Conn {
 	t.Helper()
 	id, err := meshcrypto.GenerateIdentity()
 	if err != nil {
@@ -299,13 +300,13 @@ func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string,
 		t.Fatalf("peer join: %d %v", resp.StatusCode, err)
 	}
 	pid, cwd := 48213, spec.Cwd
-	c, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", nil, ws.HelloOptions{Identity: id, MeshID: meshID,
+	c, err := wsclient.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", nil, wsclient.HelloOptions{Identity: id, MeshID: meshID,
 		MemberID: joined.Member.ID, SessionID: spec.SessionID, DisplayName: spec.DisplayName, Pid: &pid, Cwd: &cwd})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	if _, err := c.Call(ctx, map[string]any{"type": "set_status", "status": "working", "summary": spec.Summary, "source": "manual"}); err != nil {
+	if _, err := c.Call(ctx, peertest.MapFrame{"type": "set_status", "status": "working", "summary": spec.Summary, "source": "manual"}); err != nil {
 		t.Fatal(err)
 	}
 	return c

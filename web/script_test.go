@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/claudemesh/claudemesh-go/ws"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
 )
 
 // needBrowser skips knowingly (CLAUDEMESH_TEST_SKIP_BROWSER=1, never under
@@ -83,7 +83,7 @@ func runScript(t *testing.T, ctx context.Context, node, script string, env []str
 // keepReading reads a peer's frames until ctx ends, as a real peer does:
 // that is what answers the broker's pings (a peer that does not is closed
 // as ping_timeout 40 s after connecting, and a slow run outlasts that).
-func keepReading(ctx context.Context, peer *ws.Client) {
+func keepReading(ctx context.Context, peer *wsclient.Conn) {
 	go func() {
 		for {
 			if _, err := peer.Next(ctx); err != nil {

@@ -604,7 +604,7 @@ func (c *conn) handshake(ctx context.Context) *models.PresenceRow {
 	if f.Type != TypeHello {
 		return refuse(CloseProtocolError, "hello_required", "the first frame must be hello")
 	}
-	h := Hello{MeshID: f.MeshID, MemberID: f.MemberID, Pubkey: f.Pubkey, SessionID: f.SessionID, DisplayName: f.DisplayName, TS: f.TS}
+	h := f.Hello()
 	if detail := checkHelloFields(&f); detail != "" {
 		return refuse(CloseProtocolError, "bad_hello", detail)
 	}

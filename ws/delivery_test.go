@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/claudemesh/claudemesh-go/models"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // TestOfflineQueueRedeliveryAndIdempotency: a send to an offline member is
@@ -22,47 +25,47 @@ func TestOfflineQueueRedeliveryAndIdempotency(t *testing.T) {
 		alice, bob := w.join("alice"), w.join("bob")
 		ca := w.dial(alice, "a")
 		ack := send(t, ca, direct(t, alice, bob, "while you were out", "next", "m-1"))
-		if ack.Type != ws.TypeAck || len(ack.IDs) != 1 || *ack.Replayed || ack.To != bob.p.MemberID {
+		if ack.Type != wsproto.TypeAck || len(peertest.View(ack).IDs) != 1 || *peertest.View(ack).Replayed || peertest.View(ack).To != bob.p.MemberID {
 			t.Fatalf("ack = %+v", ack)
 		}
 		again := send(t, ca, direct(t, alice, bob, "while you were out (retry)", "next", "m-1"))
-		if !*again.Replayed || again.IDs[0] != ack.IDs[0] {
+		if !*peertest.View(again).Replayed || peertest.View(again).IDs[0] != peertest.View(ack).IDs[0] {
 			t.Fatalf("retry = %+v, want the first row replayed", again)
 		}
 
 		cb := w.dial(bob, "b")
-		p := next(t, cb, ws.TypePush)
-		if p.ID != ack.IDs[0] || p.Attempt != 1 || p.From.ID != alice.p.MemberID || open(t, p, bob) != "while you were out" {
+		p := next(t, cb, wsproto.TypePush)
+		if peertest.View(p).ID != peertest.View(ack).IDs[0] || peertest.View(p).Attempt != 1 || peertest.View(p).From.ID != alice.p.MemberID || open(t, p, bob) != "while you were out" {
 			t.Fatalf("push = %+v", p)
 		}
 		_ = cb.Close() // no ack
 
 		cb = w.dial(bob, "b")
-		p = next(t, cb, ws.TypePush)
-		if p.ID != ack.IDs[0] || p.Attempt != 2 {
+		p = next(t, cb, wsproto.TypePush)
+		if peertest.View(p).ID != peertest.View(ack).IDs[0] || peertest.View(p).Attempt != 2 {
 			t.Fatalf("redelivery = %+v", p)
 		}
-		if r := send(t, cb, map[string]any{"type": "ack", "ids": []string{p.ID}}); *r.Acked != 1 {
+		if r := send(t, cb, map[string]any{"type": "ack", "ids": []string{peertest.View(p).ID}}); *peertest.View(r).Acked != 1 {
 			t.Fatalf("ack reply = %+v", r)
 		}
 		_ = cb.Close()
 
 		cb = w.dial(bob, "b")
 		m2 := send(t, ca, direct(t, alice, bob, "second", "next", "m-2"))
-		if p := next(t, cb, ws.TypePush); p.ID != m2.IDs[0] {
-			t.Fatalf("after ack the first push is %s (%q), want the new message", p.ID, open(t, p, bob))
+		if p := next(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(m2).IDs[0] {
+			t.Fatalf("after ack the first push is %s (%q), want the new message", peertest.View(p).ID, open(t, p, bob))
 		}
 		// Recipients: @name, pubkey and member id all reach bob; a stranger is refused.
 		for _, to := range []string{"@bob", bob.id.PublicKeyHex()} {
 			f := direct(t, alice, bob, "via "+to, "now", "")
 			f["to"] = to
-			if a := send(t, ca, f); a.Type != ws.TypeAck || a.To != bob.p.MemberID {
+			if a := send(t, ca, f); a.Type != wsproto.TypeAck || peertest.View(a).To != bob.p.MemberID {
 				t.Errorf("to %s: %+v", to, a)
 			}
 		}
 		f := direct(t, alice, bob, "nobody", "now", "")
 		f["to"] = "@nobody"
-		if e := send(t, ca, f); e.Code != "recipient_not_found" {
+		if e := send(t, ca, f); peertest.View(e).Code != "recipient_not_found" {
 			t.Errorf("to @nobody: %+v", e)
 		}
 	})
@@ -75,18 +78,18 @@ func TestPriorityGating(t *testing.T) {
 		alice, bob := w.join("alice"), w.join("bob")
 		ca, cb := w.dial(alice, "a"), w.dial(bob, "b")
 		for _, status := range []string{models.StatusWorking, models.StatusDND} {
-			if r := send(t, cb, map[string]any{"type": "set_status", "status": status}); r.Session.Status != status {
+			if r := send(t, cb, map[string]any{"type": "set_status", "status": status}); peertest.View(r).Session.Status != status {
 				t.Fatalf("set %s: %+v", status, r)
 			}
 			n := send(t, ca, direct(t, alice, bob, "next while "+status, "next", ""))
 			l := send(t, ca, direct(t, alice, bob, "low while "+status, "low", ""))
 			x := send(t, ca, direct(t, alice, bob, "now while "+status, "now", ""))
-			if p := next(t, cb, ws.TypePush); p.ID != x.IDs[0] {
+			if p := next(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(x).IDs[0] {
 				t.Fatalf("%s: first push %q, want the now message", status, open(t, p, bob))
 			}
 			send(t, cb, map[string]any{"type": "set_status", "status": "idle"})
-			for _, want := range []*ws.Frame{n, l} {
-				if p := next(t, cb, ws.TypePush); p.ID != want.IDs[0] {
+			for _, want := range []*wsclient.Frame{n, l} {
+				if p := next(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(want).IDs[0] {
 					t.Fatalf("%s: released %q out of order", status, open(t, p, bob))
 				}
 			}
@@ -111,13 +114,13 @@ func TestStatusTTLReleasesHeldMessages(t *testing.T) {
 		if err := w.srv.Sweep(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if p := next(t, cb, ws.TypePush); p.ID != held.IDs[0] {
-			t.Fatalf("push %s", p.ID)
+		if p := next(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(held).IDs[0] {
+			t.Fatalf("push %s", peertest.View(p).ID)
 		}
 		for {
-			f := next(t, ca, ws.TypePresence)
+			f := next(t, ca, wsproto.TypePresence)
 			var v ws.PeerView
-			if err := f.Decode(&v); err != nil {
+			if err := peertest.DecodeData(f, &v); err != nil {
 				t.Fatal(err)
 			}
 			if v.MemberID == bob.p.MemberID && v.Status == models.StatusIdle && v.StatusSource == models.SourceJSONL {
@@ -143,7 +146,7 @@ func TestTwoBrokersNeverPushTwice(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var wg sync.WaitGroup
-		for i, c := range []*ws.Client{b1, b2} {
+		for i, c := range []*wsclient.Conn{b1, b2} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -152,12 +155,12 @@ func TestTwoBrokersNeverPushTwice(t *testing.T) {
 					if err != nil {
 						return
 					}
-					if f.Type == ws.TypePush {
+					if f.Type == wsproto.TypePush {
 						mu.Lock()
 						perBroker[i]++
 						mu.Unlock()
-						got <- f.ID
-						_ = c.Send(ctx, map[string]any{"type": "ack", "ids": []string{f.ID}})
+						got <- peertest.View(f).ID
+						_ = c.Send(ctx, map[string]any{"type": "ack", "ids": []string{peertest.View(f).ID}})
 					}
 				}
 			}()
@@ -212,62 +215,62 @@ func TestBroadcastTopicsAndSubscribe(t *testing.T) {
 			envs = append(envs, map[string]any{"to": to.p.MemberID, "nonce": f["nonce"], "ciphertext": f["ciphertext"]})
 		}
 		ack := send(t, ca, map[string]any{"type": "send", "to": "*", "priority": "now", "envelopes": envs[:2], "clientMessageId": "all-1"})
-		if len(ack.IDs) != 2 || len(ack.Missing) != 0 || len(ack.Skipped) != 0 {
+		if len(peertest.View(ack).IDs) != 2 || len(peertest.View(ack).Missing) != 0 || len(peertest.View(ack).Skipped) != 0 {
 			t.Fatalf("broadcast ack = %+v", ack)
 		}
 		for _, c := range []struct {
-			cl *ws.Client
+			cl *wsclient.Conn
 			p  peer
 		}{{cb, bob}, {cc, carol}} {
-			if got := open(t, next(t, c.cl, ws.TypePush), c.p); got != "all hands" {
+			if got := open(t, next(t, c.cl, wsproto.TypePush), c.p); got != "all hands" {
 				t.Errorf("%s got %q", c.p.name, got)
 			}
 		}
 		ack = send(t, ca, map[string]any{"type": "send", "to": "*", "envelopes": []map[string]any{envs[0], envs[2]}})
-		if len(ack.IDs) != 1 || len(ack.Skipped) != 1 || ack.Skipped[0] != dave.p.MemberID || len(ack.Missing) != 1 || ack.Missing[0] != carol.p.MemberID {
+		if len(peertest.View(ack).IDs) != 1 || len(peertest.View(ack).Skipped) != 1 || peertest.View(ack).Skipped[0] != dave.p.MemberID || len(peertest.View(ack).Missing) != 1 || peertest.View(ack).Missing[0] != carol.p.MemberID {
 			t.Fatalf("partial broadcast ack = %+v", ack)
 		}
 
 		sub := send(t, cb, map[string]any{"type": "subscribe", "topics": []string{"#general"}})
-		if sub.Type != ws.TypeSubscribed || sub.Resumed || len(sub.Topics) != 1 {
+		if sub.Type != wsproto.TypeSubscribed || peertest.View(sub).Resumed || len(peertest.View(sub).Topics) != 1 {
 			t.Fatalf("subscribed = %+v", sub)
 		}
 		var seqs []int64
 		for i := range 3 {
 			a := send(t, ca, map[string]any{"type": "send", "to": "#general", "bodyVersion": 1, "priority": "next",
 				"ciphertext": base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("post %d @bob", i)))})
-			if a.Type != ws.TypeAck || a.Seq == 0 || a.To != "#general" {
+			if a.Type != wsproto.TypeAck || peertest.View(a).Seq == 0 || peertest.View(a).To != "#general" {
 				t.Fatalf("topic ack = %+v", a)
 			}
-			seqs = append(seqs, a.Seq)
+			seqs = append(seqs, peertest.View(a).Seq)
 		}
 		for _, want := range seqs {
-			f := next(t, cb, ws.TypeMessage)
+			f := next(t, cb, wsproto.TypeMessage)
 			var m struct {
 				Seq         int64 `json:"seq"`
 				BodyVersion int   `json:"bodyVersion"`
 			}
-			if err := f.Decode(&m); err != nil || m.Seq != want || m.BodyVersion != 1 {
+			if err := peertest.DecodeData(f, &m); err != nil || m.Seq != want || m.BodyVersion != 1 {
 				t.Fatalf("live message %+v, want seq %d", m, want)
 			}
 		}
 		// Resume on a new connection from the first seq: the rest is replayed.
 		cb2 := w.dial(bob, "b2")
 		sub = send(t, cb2, map[string]any{"type": "subscribe", "topics": []string{"general"}, "since": seqs[0]})
-		if !sub.Resumed || sub.LastSeq != seqs[2] {
+		if !peertest.View(sub).Resumed || peertest.View(sub).LastSeq != seqs[2] {
 			t.Fatalf("resumed = %+v", sub)
 		}
 		for _, want := range seqs[1:] {
 			var m struct{ Seq int64 }
-			if f := next(t, cb2, ws.TypeMessage); f.Decode(&m) != nil || m.Seq != want {
+			if f := next(t, cb2, wsproto.TypeMessage); peertest.DecodeData(f, &m) != nil || m.Seq != want {
 				t.Fatalf("replayed seq %d, want %d", m.Seq, want)
 			}
 		}
 		// Topic rules are REST's.
-		if e := send(t, ca, map[string]any{"type": "send", "to": "#nope", "bodyVersion": 1, "ciphertext": "aGk="}); e.Code != "topic_not_found" {
+		if e := send(t, ca, map[string]any{"type": "send", "to": "#nope", "bodyVersion": 1, "ciphertext": "aGk="}); peertest.View(e).Code != "topic_not_found" {
 			t.Errorf("unknown topic: %+v", e)
 		}
-		if e := send(t, ca, map[string]any{"type": "subscribe", "topics": []string{"nope"}}); e.Code != "topic_not_found" {
+		if e := send(t, ca, map[string]any{"type": "subscribe", "topics": []string{"nope"}}); peertest.View(e).Code != "topic_not_found" {
 			t.Errorf("subscribe unknown topic: %+v", e)
 		}
 	})
@@ -281,21 +284,21 @@ func TestLimits(t *testing.T) {
 	})
 	alice, bob := w.join("alice"), w.join("bob")
 	ca := w.dial(alice, "a")
-	if a := send(t, ca, direct(t, alice, bob, "0123456789", "now", "")); a.Type != ws.TypeAck {
+	if a := send(t, ca, direct(t, alice, bob, "0123456789", "now", "")); a.Type != wsproto.TypeAck {
 		t.Fatalf("first send: %+v", a)
 	}
-	if e := send(t, ca, direct(t, alice, bob, strings.Repeat("x", 40), "now", "")); e.Code != "queue_full" {
+	if e := send(t, ca, direct(t, alice, bob, strings.Repeat("x", 40), "now", "")); peertest.View(e).Code != "queue_full" {
 		t.Errorf("over the queued bytes: %+v", e)
 	}
 	big := direct(t, alice, bob, "x", "now", "")
 	big["ciphertext"] = base64.StdEncoding.EncodeToString(make([]byte, 70000))
-	if e := send(t, ca, big); e.Code != "message_too_large" {
+	if e := send(t, ca, big); peertest.View(e).Code != "message_too_large" {
 		t.Errorf("oversized ciphertext: %+v", e)
 	}
-	if e := send(t, ca, direct(t, alice, bob, "x", "now", "")); e.Code != "rate_limited" {
+	if e := send(t, ca, direct(t, alice, bob, "x", "now", "")); peertest.View(e).Code != "rate_limited" {
 		t.Errorf("over the send rate: %+v", e)
 	}
-	if e := send(t, ca, map[string]any{"type": "list_peers"}); e.Type != ws.TypePeers || len(e.Peers) != 1 {
+	if e := send(t, ca, map[string]any{"type": "list_peers"}); e.Type != wsproto.TypePeers || len(peertest.View(e).Peers) != 1 {
 		t.Errorf("connection unusable after refusals: %+v", e)
 	}
 
@@ -328,12 +331,12 @@ func TestExpiry(t *testing.T) {
 		}
 		cb := w.dial(bob, "b")
 		fresh := send(t, ca, direct(t, alice, bob, "fresh", "now", ""))
-		if p := next(t, cb, ws.TypePush); p.ID != fresh.IDs[0] {
-			t.Fatalf("pushed %s, want only the fresh message (expired %s)", p.ID, old.IDs[0])
+		if p := next(t, cb, wsproto.TypePush); peertest.View(p).ID != peertest.View(fresh).IDs[0] {
+			t.Fatalf("pushed %s, want only the fresh message (expired %s)", peertest.View(p).ID, peertest.View(old).IDs[0])
 		}
 		db, _ := w.store.SQLDB()
 		var n int
-		if err := db.QueryRow("SELECT COUNT(*) FROM audit_events WHERE kind = 'message.expired' AND target = $1", old.IDs[0]).Scan(&n); err != nil || n != 1 {
+		if err := db.QueryRow("SELECT COUNT(*) FROM audit_events WHERE kind = 'message.expired' AND target = $1", peertest.View(old).IDs[0]).Scan(&n); err != nil || n != 1 {
 			t.Errorf("expiry audited %d times (%v)", n, err)
 		}
 	})

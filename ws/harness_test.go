@@ -13,6 +13,8 @@ import (
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/models/storetest"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/stream"
 	"github.com/claudemesh/claudemesh-go/ws"
 )
@@ -142,12 +144,12 @@ func (w *world) join(name string) peer {
 	return peer{name: name, id: id, p: p}
 }
 
-func (w *world) hello(p peer, session string) ws.HelloOptions {
-	return ws.HelloOptions{Identity: p.id, MeshID: p.p.MeshID, MemberID: p.p.MemberID, SessionID: session, Now: w.clock.Now}
+func (w *world) hello(p peer, session string) wsclient.HelloOptions {
+	return wsclient.HelloOptions{Identity: p.id, MeshID: p.p.MeshID, MemberID: p.p.MemberID, SessionID: session, Now: w.clock.Now}
 }
 
 // dial connects p as session and waits for the welcome.
-func (w *world) dial(p peer, session string, edit ...func(*ws.HelloOptions)) *ws.Client {
+func (w *world) dial(p peer, session string, edit ...func(*wsclient.HelloOptions)) *wsclient.Conn {
 	w.t.Helper()
 	opt := w.hello(p, session)
 	for _, e := range edit {
@@ -155,17 +157,17 @@ func (w *world) dial(p peer, session string, edit ...func(*ws.HelloOptions)) *ws
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := ws.Dial(ctx, w.url, nil, opt)
+	c, err := wsclient.Dial(ctx, w.url, nil, opt)
 	if err != nil {
 		w.t.Fatalf("dial %s/%s: %v", p.name, session, err)
 	}
-	w.t.Cleanup(func() { _ = c.Conn().CloseNow() })
+	w.t.Cleanup(func() { _ = c.Socket().CloseNow() })
 	return c
 }
 
 // next reads frames until one of the wanted types arrives (others, such as
 // presence, are skipped), failing after five seconds.
-func next(t testing.TB, c *ws.Client, types ...string) *ws.Frame {
+func next(t testing.TB, c *wsclient.Conn, types ...string) *wsclient.Frame {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -178,11 +180,11 @@ func next(t testing.TB, c *ws.Client, types ...string) *ws.Frame {
 
 // send writes a frame and returns the answer with the same ref; frames
 // that arrive first stay for next.
-func send(t testing.TB, c *ws.Client, frame map[string]any) *ws.Frame {
+func send(t testing.TB, c *wsclient.Conn, frame map[string]any) *wsclient.Frame {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	f, err := c.Call(ctx, frame)
+	f, err := c.Call(ctx, peertest.MapFrame(frame))
 	if err != nil {
 		t.Fatalf("waiting for the answer to %v: %v", frame["type"], err)
 	}
@@ -190,14 +192,14 @@ func send(t testing.TB, c *ws.Client, frame map[string]any) *ws.Frame {
 }
 
 // closed waits for the server to close c and returns the close code and reason.
-func closed(t testing.TB, c *ws.Client) (int, string) {
+func closed(t testing.TB, c *wsclient.Conn) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
 		_, err := c.Next(ctx)
 		if err != nil {
-			code, reason := ws.CloseStatus(err)
+			code, reason := wsclient.CloseStatus(err)
 			if code < 0 {
 				t.Fatalf("connection ended without a close frame: %v", err)
 			}
@@ -209,19 +211,19 @@ func closed(t testing.TB, c *ws.Client) (int, string) {
 // direct builds a sealed direct send from a to b.
 func direct(t testing.TB, from, to peer, text, priority, cid string) map[string]any {
 	t.Helper()
-	f, err := ws.SealedSend(from.id, to.p.MemberID, to.id.PublicKeyHex(), []byte(text), priority, cid, "")
+	f, err := wsclient.SealedSend(from.id, to.p.MemberID, to.id.PublicKeyHex(), []byte(text), priority, cid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	return peertest.ToMap(f)
 }
 
 // open decrypts a push for its recipient.
-func open(t testing.TB, f *ws.Frame, to peer) string {
+func open(t testing.TB, f *wsclient.Frame, to peer) string {
 	t.Helper()
-	plain, err := meshcrypto.OpenDirect(f.Ciphertext, f.Nonce, to.id, f.From.Pubkey)
+	plain, err := meshcrypto.OpenDirect(peertest.View(f).Ciphertext, peertest.View(f).Nonce, to.id, peertest.View(f).From.Pubkey)
 	if err != nil {
-		t.Fatalf("open push %s: %v", f.ID, err)
+		t.Fatalf("open push %s: %v", peertest.View(f).ID, err)
 	}
 	return string(plain)
 }

@@ -8,7 +8,10 @@ import (
 
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/models"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // TestHelloVector pins the signed hello bytes and signature printed in
@@ -23,18 +26,18 @@ func TestHelloVector(t *testing.T) {
 		t.Fatal(err)
 	}
 	const nonce = "8f0e2d6c4b3a29187f6e5d4c3b2a19080f1e2d3c4b5a69788796a5b4c3d2e1f0"
-	h := ws.Hello{MeshID: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", MemberID: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c", Pubkey: id.PublicKeyHex(),
+	h := wsproto.Hello{MeshID: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", MemberID: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c", Pubkey: id.PublicKeyHex(),
 		SessionID: "cc-4242", DisplayName: "alice", TS: 1795694400000}
 	wantBytes := "claudemesh-ws-hello-v1\n" + nonce + "\n0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b\n0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c\n" +
 		"79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664\ncc-4242\nalice\n1795694400000"
-	if got := string(ws.HelloBytes(nonce, h)); got != wantBytes {
+	if got := string(wsproto.HelloBytes(nonce, h)); got != wantBytes {
 		t.Fatalf("hello bytes = %q", got)
 	}
 	const wantSig = "q7T3fbLH+TT8ninhG391Gmy+VA2WsbQgGzk+CXS4hmNKLBD2UVs9u5CFNFhdAwIScg/9Kyuli8OCa/JjvfLYAQ=="
-	if sig := ws.SignHello(id, nonce, h); sig != wantSig {
+	if sig := wsproto.SignHello(id, nonce, h); sig != wantSig {
 		t.Fatalf("sig = %s", sig)
 	}
-	if err := ws.VerifyHello(nonce, h, wantSig); err != nil {
+	if err := wsproto.VerifyHello(nonce, h, wantSig); err != nil {
 		t.Fatal(err)
 	}
 	// Every signed field matters.
@@ -45,11 +48,11 @@ func TestHelloVector(t *testing.T) {
 	} {
 		h2 := h
 		edit(&h2)
-		if ws.VerifyHello(nonce, h2, wantSig) == nil {
+		if wsproto.VerifyHello(nonce, h2, wantSig) == nil {
 			t.Errorf("signature still verifies with %s changed", name)
 		}
 	}
-	if ws.VerifyHello(strings.Replace(nonce, "8f", "8e", 1), h, wantSig) == nil {
+	if wsproto.VerifyHello(strings.Replace(nonce, "8f", "8e", 1), h, wantSig) == nil {
 		t.Error("signature verifies for another nonce")
 	}
 }
@@ -60,16 +63,16 @@ func TestHelloRefused(t *testing.T) {
 	eachWorld(t, nil, func(t *testing.T, w *world) {
 		alice, bob, eve := w.join("alice"), w.join("bob"), w.join("eve")
 		ctx := context.Background()
-		connect := func() *ws.Client {
+		connect := func() *wsclient.Conn {
 			t.Helper()
-			c, err := ws.Connect(ctx, w.url, nil)
+			c, err := wsclient.Connect(ctx, w.url, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = c.Conn().CloseNow() })
+			t.Cleanup(func() { _ = c.Socket().CloseNow() })
 			return c
 		}
-		refused := func(name string, c *ws.Client, frame any, wantCode int, wantReason string) {
+		refused := func(name string, c *wsclient.Conn, frame any, wantCode int, wantReason string) {
 			t.Helper()
 			if err := c.Send(ctx, frame); err != nil {
 				t.Fatalf("%s: send: %v", name, err)
@@ -88,8 +91,8 @@ func TestHelloRefused(t *testing.T) {
 
 		c = connect()
 		h := c.HelloFrame(w.hello(alice, "s1"))
-		h["sig"] = ws.SignHello(eve.id, c.Nonce, ws.Hello{MeshID: alice.p.MeshID, MemberID: alice.p.MemberID, Pubkey: alice.id.PublicKeyHex(),
-			SessionID: "s1", TS: h["ts"].(int64)})
+		h.Sig = wsproto.SignHello(eve.id, c.Nonce, wsproto.Hello{MeshID: alice.p.MeshID, MemberID: alice.p.MemberID, Pubkey: alice.id.PublicKeyHex(),
+			SessionID: "s1", TS: h.TS})
 		refused("signed with another key", c, h, 4401, "bad_signature")
 
 		// A captured hello, replayed on a new connection: its signature
@@ -121,7 +124,7 @@ func TestHelloRefused(t *testing.T) {
 
 		c = connect()
 		bad := c.HelloFrame(w.hello(alice, "s1"))
-		bad["sessionId"] = "has space"
+		bad.SessionID = "has space"
 		refused("bad session id", c, bad, 4400, "bad_hello")
 
 		c = connect()
@@ -156,18 +159,18 @@ func TestHelloRefused(t *testing.T) {
 	})
 }
 
-func withClock(o ws.HelloOptions, at time.Time) ws.HelloOptions {
+func withClock(o wsclient.HelloOptions, at time.Time) wsclient.HelloOptions {
 	o.Now = func() time.Time { return at }
 	return o
 }
 
 func TestHelloTimeout(t *testing.T) {
 	w := newWorld(t, models.SQLite, func(c *ws.Config) { c.HelloTimeout = 50 * time.Millisecond })
-	c, err := ws.Connect(context.Background(), w.url, nil)
+	c, err := wsclient.Connect(context.Background(), w.url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Conn().CloseNow()
+	defer c.Socket().CloseNow()
 	if code, reason := closed(t, c); code != 4408 || !strings.HasPrefix(reason, "hello_timeout:") {
 		t.Errorf("closed %d %q", code, reason)
 	}
@@ -183,7 +186,7 @@ func TestClosedOnRevocation(t *testing.T) {
 		ca, cb, cc := w.dial(alice, "s"), w.dial(bob, "s"), w.dial(carol, "s")
 
 		f := send(t, ca, map[string]any{"type": "hello", "meshId": alice.p.MeshID})
-		if f.Type != ws.TypeError || f.Code != "already_authenticated" {
+		if f.Type != wsproto.TypeError || peertest.View(f).Code != "already_authenticated" {
 			t.Errorf("second hello = %+v", f)
 		}
 		again := w.dial(alice, "s")

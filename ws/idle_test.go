@@ -12,7 +12,10 @@ import (
 	"time"
 
 	"github.com/claudemesh/claudemesh-go/models"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // connGoroutines counts the goroutines now running a connection's reader,
@@ -49,7 +52,7 @@ func TestIdleConnectionHoldsOneGoroutine(t *testing.T) {
 	w := newWorld(t, models.SQLite, nil)
 	const n = 5
 	peers := make([]peer, n)
-	clients := make([]*ws.Client, n)
+	clients := make([]*wsclient.Conn, n)
 	for i := range peers {
 		peers[i] = w.join("p" + string(rune('a'+i)))
 		clients[i] = w.dial(peers[i], "s")
@@ -66,10 +69,10 @@ func TestIdleConnectionHoldsOneGoroutine(t *testing.T) {
 	}
 	idle()
 	// The writer comes back for a push (the wake), and leaves again.
-	if f := send(t, clients[0], direct(t, peers[0], peers[1], "hello", "now", "")); f.Type != ws.TypeAck {
+	if f := send(t, clients[0], direct(t, peers[0], peers[1], "hello", "now", "")); f.Type != wsproto.TypeAck {
 		t.Fatalf("send = %+v", f)
 	}
-	if got := open(t, next(t, clients[1], ws.TypePush), peers[1]); got != "hello" {
+	if got := open(t, next(t, clients[1], wsproto.TypePush), peers[1]); got != "hello" {
 		t.Fatalf("push = %q", got)
 	}
 	idle()
@@ -120,11 +123,11 @@ func TestPingsRepeatUntilPeerFallsSilent(t *testing.T) {
 	}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cb, err := ws.Dial(ctx, w.url, hc, w.hello(bob, "b"))
+	cb, err := wsclient.Dial(ctx, w.url, hc, w.hello(bob, "b"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cb.Conn().CloseNow() })
+	t.Cleanup(func() { _ = cb.Socket().CloseNow() })
 	t.Cleanup(func() { close(sc.release) }) // runs first: bob's stalled read returns
 	sc.armed.Store(true)
 	go func() { // bob reads (answering pings) until his reads stall
@@ -136,7 +139,7 @@ func TestPingsRepeatUntilPeerFallsSilent(t *testing.T) {
 	}()
 	for {
 		var v ws.PeerView
-		if err := next(t, ca, ws.TypePresence).Decode(&v); err != nil {
+		if err := peertest.DecodeData(next(t, ca, wsproto.TypePresence), &v); err != nil {
 			t.Fatal(err)
 		}
 		if v.MemberID == bob.p.MemberID && v.DisconnectedAt != nil {

@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/claudemesh/claudemesh-go/models"
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/stream"
 	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // TestEarlyHookStash: a hook signal that arrives before its session's hello
@@ -25,12 +28,12 @@ func TestEarlyHookStash(t *testing.T) {
 			t.Fatalf("hook before hello = %+v, %v", res, err)
 		}
 		w.clock.Advance(9 * time.Second)
-		c := w.dial(bob, "s1", func(o *ws.HelloOptions) { o.Pid, o.Cwd = &pid, &cwd })
+		c := w.dial(bob, "s1", func(o *wsclient.HelloOptions) { o.Pid, o.Cwd = &pid, &cwd })
 		if s := c.Welcome.Session; s.Status != models.StatusWorking || s.StatusSource != models.SourceHook || s.Summary != "tests" {
 			t.Fatalf("session after stashed hook = %+v", s)
 		}
 		// Used once: a second session of the same cwd starts idle.
-		if s := w.dial(bob, "s2", func(o *ws.HelloOptions) { o.Pid, o.Cwd = &pid, &cwd }).Welcome.Session; s.Status != models.StatusIdle {
+		if s := w.dial(bob, "s2", func(o *wsclient.HelloOptions) { o.Pid, o.Cwd = &pid, &cwd }).Welcome.Session; s.Status != models.StatusIdle {
 			t.Fatalf("stash applied twice: %+v", s)
 		}
 
@@ -39,7 +42,7 @@ func TestEarlyHookStash(t *testing.T) {
 			t.Fatalf("second stash = %+v, %v", res, err)
 		}
 		w.clock.Advance(11 * time.Second)
-		if s := w.dial(bob, "s3", func(o *ws.HelloOptions) { o.Cwd = &other }).Welcome.Session; s.Status != models.StatusIdle {
+		if s := w.dial(bob, "s3", func(o *wsclient.HelloOptions) { o.Cwd = &other }).Welcome.Session; s.Status != models.StatusIdle {
 			t.Fatalf("a stash older than 10 s was applied: %+v", s)
 		}
 
@@ -68,9 +71,9 @@ func TestPresenceReachesPeersAndStreams(t *testing.T) {
 
 		var frames []ws.PeerView
 		for len(frames) < 3 {
-			f := next(t, ca, ws.TypePresence)
+			f := next(t, ca, wsproto.TypePresence)
 			var v ws.PeerView
-			if err := f.Decode(&v); err != nil {
+			if err := peertest.DecodeData(f, &v); err != nil {
 				t.Fatal(err)
 			}
 			if v.MemberID == bob.p.MemberID {
@@ -101,8 +104,8 @@ func TestPresenceReachesPeersAndStreams(t *testing.T) {
 		}
 
 		peers := send(t, ca, map[string]any{"type": "list_peers"})
-		if len(peers.Peers) != 1 || peers.Peers[0].MemberID != alice.p.MemberID {
-			t.Errorf("list_peers after bob left = %+v", peers.Peers)
+		if len(peertest.View(peers).Peers) != 1 || peertest.View(peers).Peers[0].MemberID != alice.p.MemberID {
+			t.Errorf("list_peers after bob left = %+v", peertest.View(peers).Peers)
 		}
 		// A reconnecting session keeps dnd; anything else restarts idle.
 		if s := w.dial(bob, "b").Welcome.Session; s.Status != models.StatusDND {
@@ -122,7 +125,7 @@ func TestSilentPeerIsDisconnected(t *testing.T) {
 	for {
 		var v ws.PeerView
 		// alice keeps reading, so she answers her own pings.
-		if err := next(t, ca, ws.TypePresence).Decode(&v); err != nil {
+		if err := peertest.DecodeData(next(t, ca, wsproto.TypePresence), &v); err != nil {
 			t.Fatal(err)
 		}
 		if v.MemberID == bob.p.MemberID && v.DisconnectedAt != nil {

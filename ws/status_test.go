@@ -3,7 +3,10 @@ package ws_test
 import (
 	"testing"
 
+	wsclient "github.com/claudemesh/claudemesh-go/peer"
+	"github.com/claudemesh/claudemesh-go/peer/peertest"
 	"github.com/claudemesh/claudemesh-go/ws"
+	"github.com/claudemesh/claudemesh-go/wsproto"
 )
 
 // TestMessageStatus: a sender follows its direct message from queued to
@@ -13,24 +16,24 @@ func TestMessageStatus(t *testing.T) {
 	eachWorld(t, nil, func(t *testing.T, w *world) {
 		alice, bob, eve := w.join("alice"), w.join("bob"), w.join("eve")
 		ca := w.dial(alice, "a")
-		id := send(t, ca, direct(t, alice, bob, "status me", "next", "")).IDs[0]
-		state := func(c *ws.Client, ids ...string) []ws.MessageState {
+		id := peertest.View(send(t, ca, direct(t, alice, bob, "status me", "next", ""))).IDs[0]
+		state := func(c *wsclient.Conn, ids ...string) []ws.MessageState {
 			t.Helper()
-			f := send(t, c, map[string]any{"type": ws.TypeMessageStatus, "ids": ids})
-			if f.Type != ws.TypeMessageStatus {
+			f := send(t, c, map[string]any{"type": wsproto.TypeMessageStatus, "ids": ids})
+			if f.Type != wsproto.TypeMessageStatus {
 				t.Fatalf("answer %+v", f)
 			}
-			return f.Messages
+			return peertest.View(f).Messages
 		}
 		if s := state(ca, id); len(s) != 1 || s[0].State != "queued" || s[0].To != bob.p.MemberID || s[0].DeliveredAt != nil {
 			t.Fatalf("queued: %+v", s)
 		}
 		cb := w.dial(bob, "b")
-		p := next(t, cb, ws.TypePush)
+		p := next(t, cb, wsproto.TypePush)
 		if s := state(ca, id); len(s) != 1 || s[0].State != "delivered" || s[0].DeliveredAt == nil {
 			t.Fatalf("delivered: %+v", s)
 		}
-		send(t, cb, map[string]any{"type": ws.TypeAck, "ids": []string{p.ID}})
+		send(t, cb, map[string]any{"type": wsproto.TypeAck, "ids": []string{peertest.View(p).ID}})
 		if s := state(ca, id); len(s) != 1 || s[0].State != "acked" || s[0].AckedAt == nil {
 			t.Fatalf("acked: %+v", s)
 		}
@@ -38,7 +41,7 @@ func TestMessageStatus(t *testing.T) {
 		if s := state(ce, id, "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"); len(s) != 0 {
 			t.Fatalf("eve sees alice's message: %+v", s)
 		}
-		if e := send(t, ca, map[string]any{"type": ws.TypeMessageStatus, "ids": []string{"nope"}}); e.Code != "validation_failed" {
+		if e := send(t, ca, map[string]any{"type": wsproto.TypeMessageStatus, "ids": []string{"nope"}}); peertest.View(e).Code != "validation_failed" {
 			t.Fatalf("bad id: %+v", e)
 		}
 	})

@@ -1,11 +1,14 @@
 // Command claudemesh-broker runs the claudemesh broker and its maintenance
 // tasks:
 //
-//	claudemesh-broker [serve]                     serve HTTP, SSE and WebSocket on BROKER_PORT
+//	claudemesh-broker [serve]                     serve HTTP, SSE and WebSocket on BROKER_ADDR (or BROKER_PORT)
 //	claudemesh-broker migrate                     apply database migrations and exit
 //	claudemesh-broker backfill-owner-members [--dry-run]
 //	                                              give owners without a member row one
 //	claudemesh-broker audit verify                check every mesh's audit hash chain
+//	claudemesh-broker backup FILE                 copy the embedded SQLite while it serves
+//	claudemesh-broker restore FILE                put a backup in place of the embedded SQLite (broker stopped)
+//	claudemesh-broker healthcheck                 exit 0 when this host's broker answers /ready (container HEALTHCHECK)
 //	claudemesh-broker version                     print the version
 package main
 
@@ -32,6 +35,12 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
+// sqliteLockWait is how long serve waits for a stopping broker to let go of
+// its SQLite file before refusing (0: the store's default; tests shorten it).
+var sqliteLockWait time.Duration
+
+const usage = "usage: claudemesh-broker [serve | migrate | backfill-owner-members [--dry-run] | audit verify | backup FILE | restore FILE | healthcheck | version]"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -51,15 +60,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, "claudemesh-broker", buildVersion())
 		return nil
 	case "help", "--help", "-h":
-		fmt.Fprintln(stdout, "usage: claudemesh-broker [serve | migrate | backfill-owner-members [--dry-run] | audit verify | version]")
+		fmt.Fprintln(stdout, usage)
 		return nil
 	case "serve", "migrate", "backfill-owner-members":
+	case "backup", "restore":
+		if len(args) != 1 || args[0] == "" || args[0][0] == '-' {
+			return fmt.Errorf("usage: claudemesh-broker %s FILE", cmd)
+		}
+	case "healthcheck":
 	case "audit":
 		if len(args) != 1 || args[0] != "verify" {
 			return fmt.Errorf("usage: claudemesh-broker audit verify")
 		}
 	default:
-		return fmt.Errorf("unknown command %q (try: serve, migrate, backfill-owner-members, audit verify, version)", cmd)
+		return fmt.Errorf("unknown command %q (%s)", cmd, usage)
 	}
 	cfg, err := api.LoadConfig(getenv)
 	if err != nil {
@@ -69,12 +83,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return err
 	}
+	switch cmd {
+	case "healthcheck":
+		return healthcheck(ctx, cfg, stdout)
+	case "restore":
+		return restore(ctx, cfg, args[0], stdout)
+	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	store, err := models.Open(ctx, models.Options{DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath, MaxMessageBytes: cfg.MaxMessageBytes})
+	store, err := models.Open(ctx, models.Options{DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath, MaxMessageBytes: cfg.MaxMessageBytes,
+		// A serving broker owns its SQLite file: a second one is refused.
+		ExclusiveSQLite: cmd == "serve", LockWait: sqliteLockWait})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if cmd == "backup" {
+		// A backup reads the schema as it is; it never migrates.
+		return backup(ctx, store, args[0], stdout)
+	}
 	v, err := store.Migrate(ctx)
 	if err != nil {
 		return err

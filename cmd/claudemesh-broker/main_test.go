@@ -60,9 +60,14 @@ func TestBadConfigNamesTheVariable(t *testing.T) {
 		"WS_SENDS_PER_SECOND": "fast",
 		"WS_SEND_BURST":       "0",
 		"WS_MAX_QUEUED_BYTES": "1",
+		"BROKER_ADDR":         "7900",
+		"BROKER_ADDR ":        "127.0.0.1:http",
+		"BROKER_ADDR  ":       "[::1]:70000",
+		"BROKER_ADDR   ":      "bad host:7900",
 	}
-	for name, val := range cases {
-		t.Run(name, func(t *testing.T) {
+	for key, val := range cases {
+		name := strings.TrimSpace(key) // the same variable, several bad values
+		t.Run(key, func(t *testing.T) {
 			var out, errb bytes.Buffer
 			err := run(context.Background(), []string{"migrate"}, envOf(map[string]string{name: val}), &out, &errb)
 			if err == nil {

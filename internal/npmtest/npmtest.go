@@ -41,7 +41,7 @@ func Install(t testing.TB, pkg, version string) string {
 	if err != nil {
 		t.Fatalf("npm is not on PATH and %s@%s is not installed in %s", pkg, version, dir)
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o750); err != nil {
 		t.Fatal(err)
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), "install-")

@@ -123,3 +123,35 @@ func redact(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// Database creates an empty PostgreSQL database of its own (not a schema in
+// the shared test database), dropped when the test ends, and returns its
+// URL. Tests of what several brokers do to one fresh database use it, so
+// database-wide state (advisory locks, types) starts clean.
+func Database(t testing.TB) string {
+	t.Helper()
+	if os.Getenv("CLAUDEMESH_TEST_SKIP_POSTGRES") == "1" {
+		t.Skip("PostgreSQL skipped: CLAUDEMESH_TEST_SKIP_POSTGRES=1")
+	}
+	db, err := admin()
+	if err != nil {
+		t.Fatalf("PostgreSQL at %s is unreachable (%v); start it, point CLAUDEMESH_TEST_POSTGRES at one, or set CLAUDEMESH_TEST_SKIP_POSTGRES=1 to skip it knowingly", redact(PostgresURL()), err)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	name := "d_" + hex.EncodeToString(b[:])
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := db.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(PostgresURL())
+	if err != nil {
+		t.Fatalf("parse CLAUDEMESH_TEST_POSTGRES: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
