@@ -84,6 +84,9 @@ func (s *Store) appendAudits(tx *gorm.DB, meshID string, in []auditIn) error {
 	if len(in) == 0 {
 		return nil
 	}
+	if err := s.step("audit_chain"); err != nil {
+		return err
+	}
 	n := int64(len(in))
 	var last int64
 	if err := tx.Raw("UPDATE meshes SET last_audit_seq = last_audit_seq + ? WHERE id = ? RETURNING last_audit_seq", n, meshID).Scan(&last).Error; err != nil {
@@ -107,8 +110,11 @@ func (s *Store) writeAuditChain(tx *gorm.DB, meshID string, firstSeq int64, at t
 	if err != nil {
 		return err
 	}
-	if err := tx.Create(&evs).Error; err != nil {
-		return fmt.Errorf("insert audit events: %w", err)
+	// In runs: a group commit's events can pass SQLite's bind-parameter limit.
+	for _, chunk := range auditChunks(evs) {
+		if err := tx.Create(&chunk).Error; err != nil {
+			return fmt.Errorf("insert audit events: %w", err)
+		}
 	}
 	return nil
 }
@@ -266,4 +272,18 @@ func (s *Store) ListAudit(ctx context.Context, p *Principal, after int64, limit 
 		evs = evs[:limit]
 	}
 	return evs, more, nil
+}
+
+// auditRowsPerInsert bounds one audit_events INSERT (10 columns a row) below
+// SQLite's 32,766 and PostgreSQL's 65,535 bind parameters.
+const auditRowsPerInsert = 2000
+
+func auditChunks(evs []AuditEvent) [][]AuditEvent {
+	var out [][]AuditEvent
+	for len(evs) > 0 {
+		n := min(len(evs), auditRowsPerInsert)
+		out = append(out, evs[:n:n])
+		evs = evs[n:]
+	}
+	return out
 }

@@ -108,10 +108,11 @@ var lockingSkip = clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"}
 
 var errQueueRace = errors.New("queue client id raced")
 
-// EnqueueDirect stores a direct send for its recipients in one transaction,
-// before the sender is acknowledged, so an acked send survives a broker
-// restart. The same clientMessageId to the same recipient returns the first
-// row instead of storing a second one.
+// EnqueueDirect stores a direct send for its recipients, with its audit
+// events, before the sender is acknowledged, so an acked send survives a
+// broker restart. It commits in the mesh's group commit (dmcommit.go). The
+// same clientMessageId to the same recipient returns the first row instead
+// of storing a second one, also when the two sends share a batch.
 func (s *Store) EnqueueDirect(ctx context.Context, sender *Principal, in EnqueueInput) (*Enqueued, error) {
 	if !sender.Can(CapSend) {
 		return nil, E(KindForbidden, "capability_required", "sending needs the \"send\" capability")
@@ -147,92 +148,11 @@ func (s *Store) EnqueueDirect(ctx context.Context, sender *Principal, in Enqueue
 	if in.TTL <= 0 {
 		in.TTL = DefaultQueueTTL
 	}
-	var out *Enqueued
-	var err error
-	for range 2 { // a concurrent retry with the same client id loses once, then replays
-		out, err = s.enqueue(ctx, sender, in, sizes)
-		if !errors.Is(err, errQueueRace) {
-			break
-		}
-	}
-	return out, err
-}
-
-func (s *Store) enqueue(ctx context.Context, sender *Principal, in EnqueueInput, sizes []int) (*Enqueued, error) {
-	out := &Enqueued{Rows: make([]QueuedMessage, len(in.Envelopes)), Replayed: make([]bool, len(in.Envelopes))}
-	ids := make([]string, len(in.Envelopes))
-	for i, e := range in.Envelopes {
-		ids[i] = e.RecipientID
-	}
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		var live []string
-		if err := tx.Model(&Member{}).Where("mesh_id = ? AND id IN ? AND revoked_at IS NULL", sender.MeshID, ids).Pluck("id", &live).Error; err != nil {
-			return fmt.Errorf("find recipients: %w", err)
-		}
-		if len(live) != len(ids) {
-			return notFound("recipient")
-		}
-		prior := map[string]QueuedMessage{}
-		if in.ClientMessageID != "" {
-			var rows []QueuedMessage
-			if err := tx.Where("sender_member_id = ? AND client_message_id = ? AND recipient_member_id IN ?", sender.MemberID, in.ClientMessageID, ids).
-				Find(&rows).Error; err != nil {
-				return fmt.Errorf("find earlier sends: %w", err)
-			}
-			for _, r := range rows {
-				prior[r.RecipientMemberID] = r
-			}
-		}
-		now := s.nowUTC()
-		var fresh []QueuedMessage
-		var bytes int64
-		for i, e := range in.Envelopes {
-			if r, ok := prior[e.RecipientID]; ok {
-				out.Rows[i], out.Replayed[i] = r, true
-				continue
-			}
-			q := QueuedMessage{ID: NewID(), MeshID: sender.MeshID, SenderMemberID: sender.MemberID, SenderPubkey: sender.Pubkey,
-				RecipientMemberID: e.RecipientID, Priority: in.Priority, Nonce: e.Nonce, Ciphertext: e.Ciphertext, Bytes: sizes[i],
-				CreatedAt: now, ExpiresAt: now.Add(in.TTL)}
-			if in.ClientMessageID != "" {
-				cid := in.ClientMessageID
-				q.ClientMessageID = &cid
-			}
-			out.Rows[i] = q
-			fresh = append(fresh, q)
-			bytes += int64(sizes[i])
-		}
-		if len(fresh) == 0 {
-			return nil
-		}
-		if in.MaxPendingBytes > 0 {
-			var pending int64
-			if err := tx.Raw("SELECT COALESCE(SUM(bytes), 0) FROM message_queue WHERE sender_member_id = ? AND acked_at IS NULL AND expired_at IS NULL",
-				sender.MemberID).Scan(&pending).Error; err != nil {
-				return fmt.Errorf("sum queued bytes: %w", err)
-			}
-			if pending+bytes > in.MaxPendingBytes {
-				return &Error{Kind: KindRateLimited, Code: "queue_full", RetryAfterSeconds: 5,
-					Detail: fmt.Sprintf("you have %d bytes queued and unacknowledged; the limit is %d", pending, in.MaxPendingBytes)}
-			}
-		}
-		if err := tx.Create(&fresh).Error; err != nil {
-			if isUniqueViolation(err) {
-				return errQueueRace
-			}
-			return fmt.Errorf("queue messages: %w", err)
-		}
-		evs := make([]auditIn, len(fresh))
-		for i, q := range fresh {
-			evs[i] = auditIn{AuditDirectQueued, sender.MemberID, q.ID, map[string]any{"recipientId": q.RecipientMemberID,
-				"priority": q.Priority, "bytes": q.Bytes, "broadcast": in.Broadcast}}
-		}
-		return s.appendAudits(tx, sender.MeshID, evs)
-	})
-	if err != nil {
+	r := &directReq{kind: directEnqueue, sender: sender, enq: in, sizes: sizes}
+	if err := s.submitDirect(ctx, sender.MeshID, r); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return r.enqueued, nil
 }
 
 // ClaimInput asks for the next rows a connection may push.
@@ -257,39 +177,11 @@ func (s *Store) ClaimQueued(ctx context.Context, in ClaimInput) ([]QueuedRow, er
 	if in.Limit <= 0 {
 		in.Limit = 64
 	}
-	var rows []QueuedRow
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		now := s.nowUTC()
-		sql := `SELECT q.id FROM message_queue q WHERE q.recipient_member_id = ? AND q.acked_at IS NULL AND q.expired_at IS NULL
-			AND q.expires_at > ? AND q.priority IN ? AND NOT (` + liveClaim + `) ORDER BY q.id LIMIT ?`
-		if s.dialect == Postgres {
-			sql += " FOR UPDATE OF q SKIP LOCKED"
-		}
-		var ids []string
-		if err := tx.Raw(sql, in.RecipientID, now, in.Priorities, in.Limit).Scan(&ids).Error; err != nil {
-			return fmt.Errorf("claim queued messages: %w", err)
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		if err := tx.Exec("UPDATE message_queue SET delivered_at = ?, claim_conn = ?, attempts = attempts + 1 WHERE id IN ?", now, in.ConnID, ids).Error; err != nil {
-			return fmt.Errorf("mark delivered: %w", err)
-		}
-		if err := tx.Table("message_queue AS q").Select("q.*, m.display_name AS sender_display_name").
-			Joins("JOIN members m ON m.id = q.sender_member_id").Where("q.id IN ?", ids).Order("q.id").Scan(&rows).Error; err != nil {
-			return fmt.Errorf("load claimed messages: %w", err)
-		}
-		evs := make([]auditIn, len(rows))
-		for i, r := range rows {
-			evs[i] = auditIn{AuditDirectDelivered, r.RecipientMemberID, r.ID, map[string]any{"senderId": r.SenderMemberID,
-				"priority": r.Priority, "bytes": r.Bytes, "attempt": r.Attempts, "connId": in.ConnID}}
-		}
-		return s.appendAudits(tx, in.MeshID, evs)
-	})
-	if err != nil {
+	r := &directReq{kind: directClaim, claim: in}
+	if err := s.submitDirect(ctx, in.MeshID, r); err != nil {
 		return nil, err
 	}
-	return rows, nil
+	return r.claimed, nil
 }
 
 // AckQueued records the recipient's acknowledgement of delivered rows and
@@ -304,32 +196,11 @@ func (s *Store) AckQueued(ctx context.Context, meshID, recipientID string, ids [
 			return 0, Invalid(FieldError{"ids", fmt.Sprintf("%q is not a message id", id)})
 		}
 	}
-	n := 0
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		var rows []QueuedMessage
-		if err := s.forUpdate(tx.Select("id", "sender_member_id", "priority", "bytes", "created_at").
-			Where("id IN ? AND recipient_member_id = ? AND acked_at IS NULL AND delivered_at IS NOT NULL", ids, recipientID)).
-			Find(&rows).Error; err != nil {
-			return fmt.Errorf("find acked messages: %w", err)
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		now := s.nowUTC()
-		acked := make([]string, len(rows))
-		evs := make([]auditIn, len(rows))
-		for i, r := range rows {
-			acked[i] = r.ID
-			evs[i] = auditIn{AuditDirectAcked, recipientID, r.ID, map[string]any{"senderId": r.SenderMemberID, "priority": r.Priority,
-				"bytes": r.Bytes, "latencyMs": now.Sub(r.CreatedAt).Milliseconds()}}
-		}
-		if err := tx.Exec("UPDATE message_queue SET acked_at = ? WHERE id IN ?", now, acked).Error; err != nil {
-			return fmt.Errorf("ack messages: %w", err)
-		}
-		n = len(rows)
-		return s.appendAudits(tx, meshID, evs)
-	})
-	return n, err
+	r := &directReq{kind: directAck, recipient: recipientID, ids: ids}
+	if err := s.submitDirect(ctx, meshID, r); err != nil {
+		return 0, err
+	}
+	return r.acked, nil
 }
 
 // ExpireQueued marks up to limit unacked rows past their expiry as expired

@@ -37,6 +37,9 @@ type Store struct {
 	hooks Hooks
 	// commits batches concurrent message posts per mesh (group commit).
 	commits *batcher[*postReq]
+	// directs batches concurrent direct sends, claims and acks per mesh
+	// (dmcommit.go).
+	directs *batcher[*directReq]
 	// keyLookups batches concurrent API-key lookups into one query.
 	keyLookups *batcher[*keyLookup]
 	// streamReads batches the periodic stream re-checks into one statement.
@@ -159,6 +162,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, now: now, lastUsed: newUsageThrottle(), maxMessageBytes: maxBytes,
 		sqlitePath: sqlitePath, processLock: procLock}
 	s.commits = newBatcher(maxBatch, s.commitBatch)
+	s.directs = newBatcher(maxBatch, s.commitDirect)
 	s.keyLookups = newBatcher(maxKeyLookups, func(_ string, b []*keyLookup) { s.lookupKeys(b) })
 	s.streamReads = newBatcher(maxStreamReads, func(_ string, b []*streamRead) { s.readStreamStates(b) })
 	s.streamReads.linger = streamReadLinger
@@ -179,6 +183,7 @@ func (s *Store) OnCommit(fn func(Committed)) { s.onCommit = fn }
 // Close waits for queued posts to commit, then releases the connection pool.
 func (s *Store) Close() error {
 	s.commits.wait()
+	s.directs.wait()
 	s.keyLookups.wait()
 	s.streamReads.wait()
 	defer s.processLock.release() // after the last write of this process
