@@ -20,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/claudemesh/claudemesh-go/api"
+	"github.com/claudemesh/claudemesh-go/internal/npmtest"
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/models/storetest"
@@ -335,60 +336,15 @@ func ensureChromium(t *testing.T) {
 }
 
 // ensurePlaywright returns node and a directory holding the pinned
-// playwright-core, installing it into the user cache directory (outside the
-// source tree) on first use. The install goes to a temporary sibling that is
-// renamed into place, so concurrent test processes never see half of it.
+// playwright-core, installed into the user cache directory (outside the
+// source tree) on first use.
 func ensurePlaywright(t *testing.T) (node, dir string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatal("node is not on PATH (set CLAUDEMESH_TEST_SKIP_BROWSER=1 to skip knowingly)")
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir = filepath.Join(cache, "claudemesh-test", "playwright-core-"+playwrightVersion)
-	if installed(dir) {
-		return node, dir
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Fatal("npm is not on PATH and playwright-core is not installed (set CLAUDEMESH_TEST_SKIP_BROWSER=1 to skip knowingly)")
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "install-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.WriteFile(filepath.Join(tmp, "package.json"), []byte(`{"private":true}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--save-exact", "playwright-core@"+playwrightVersion)
-	cmd.Dir = tmp
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install playwright-core@%s: %v\n%s", playwrightVersion, err, out)
-	}
-	if err := os.Rename(tmp, dir); err != nil && !installed(dir) {
-		t.Fatal(err)
-	}
-	return node, dir
-}
-
-func installed(dir string) bool {
-	raw, err := os.ReadFile(filepath.Join(dir, "node_modules", "playwright-core", "package.json"))
-	if err != nil {
-		return false
-	}
-	var pkg struct {
-		Version string `json:"version"`
-	}
-	return json.Unmarshal(raw, &pkg) == nil && pkg.Version == playwrightVersion
+	return node, npmtest.Install(t, "playwright-core", playwrightVersion)
 }
 
 type testWriter struct {
