@@ -676,7 +676,9 @@ type CreateMemberSessionRequest struct {
 type CreateMeshRequest struct {
 	Name string `json:"name"`
 
-	// Slug derived from `name` when omitted
+	// Slug optional: 1 to 48 of `a-z`, `0-9` and `-`, starting with a
+	// letter or digit; unique among the user's meshes. Derived from
+	// `name` when omitted (see createMesh).
 	Slug *string `json:"slug,omitempty"`
 }
 
@@ -2343,7 +2345,14 @@ type ClientInterface interface {
 	//
 	// One transaction: the mesh, the owner's member row (role admin), the
 	// `general` topic and the owner's subscription to it.
-	// Errors: 409 `slug_taken`.
+	// Without `slug`, one is made from `name`: letters spelt in ASCII
+	// where that needs no guessing (Latin with diacritics, Cyrillic,
+	// Greek), or `mesh-` and six random characters when nothing is left
+	// (e.g. "チーム"); if the user already has that slug, `-2`, `-3`…
+	// is added. Errors: 409 `slug_taken` only when the `slug` given is
+	// one of the user's meshes already has (archived ones included);
+	// 422 `validation_failed` naming `slug` when it does not match the
+	// pattern.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2354,7 +2363,14 @@ type ClientInterface interface {
 	//
 	// One transaction: the mesh, the owner's member row (role admin), the
 	// `general` topic and the owner's subscription to it.
-	// Errors: 409 `slug_taken`.
+	// Without `slug`, one is made from `name`: letters spelt in ASCII
+	// where that needs no guessing (Latin with diacritics, Cyrillic,
+	// Greek), or `mesh-` and six random characters when nothing is left
+	// (e.g. "チーム"); if the user already has that slug, `-2`, `-3`…
+	// is added. Errors: 409 `slug_taken` only when the `slug` given is
+	// one of the user's meshes already has (archived ones included);
+	// 422 `validation_failed` naming `slug` when it does not match the
+	// pattern.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3726,7 +3742,14 @@ func (c *Client) ListMeshes(ctx context.Context, params *ListMeshesParams, reqEd
 //
 // One transaction: the mesh, the owner's member row (role admin), the
 // `general` topic and the owner's subscription to it.
-// Errors: 409 `slug_taken`.
+// Without `slug`, one is made from `name`: letters spelt in ASCII
+// where that needs no guessing (Latin with diacritics, Cyrillic,
+// Greek), or `mesh-` and six random characters when nothing is left
+// (e.g. "チーム"); if the user already has that slug, `-2`, `-3`…
+// is added. Errors: 409 `slug_taken` only when the `slug` given is
+// one of the user's meshes already has (archived ones included);
+// 422 `validation_failed` naming `slug` when it does not match the
+// pattern.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3747,7 +3770,14 @@ func (c *Client) CreateMeshWithBody(ctx context.Context, contentType string, bod
 //
 // One transaction: the mesh, the owner's member row (role admin), the
 // `general` topic and the owner's subscription to it.
-// Errors: 409 `slug_taken`.
+// Without `slug`, one is made from `name`: letters spelt in ASCII
+// where that needs no guessing (Latin with diacritics, Cyrillic,
+// Greek), or `mesh-` and six random characters when nothing is left
+// (e.g. "チーム"); if the user already has that slug, `-2`, `-3`…
+// is added. Errors: 409 `slug_taken` only when the `slug` given is
+// one of the user's meshes already has (archived ones included);
+// 422 `validation_failed` naming `slug` when it does not match the
+// pattern.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8059,7 +8089,14 @@ type ClientWithResponsesInterface interface {
 	//
 	// One transaction: the mesh, the owner's member row (role admin), the
 	// `general` topic and the owner's subscription to it.
-	// Errors: 409 `slug_taken`.
+	// Without `slug`, one is made from `name`: letters spelt in ASCII
+	// where that needs no guessing (Latin with diacritics, Cyrillic,
+	// Greek), or `mesh-` and six random characters when nothing is left
+	// (e.g. "チーム"); if the user already has that slug, `-2`, `-3`…
+	// is added. Errors: 409 `slug_taken` only when the `slug` given is
+	// one of the user's meshes already has (archived ones included);
+	// 422 `validation_failed` naming `slug` when it does not match the
+	// pattern.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8070,7 +8107,14 @@ type ClientWithResponsesInterface interface {
 	//
 	// One transaction: the mesh, the owner's member row (role admin), the
 	// `general` topic and the owner's subscription to it.
-	// Errors: 409 `slug_taken`.
+	// Without `slug`, one is made from `name`: letters spelt in ASCII
+	// where that needs no guessing (Latin with diacritics, Cyrillic,
+	// Greek), or `mesh-` and six random characters when nothing is left
+	// (e.g. "チーム"); if the user already has that slug, `-2`, `-3`…
+	// is added. Errors: 409 `slug_taken` only when the `slug` given is
+	// one of the user's meshes already has (archived ones included);
+	// 422 `validation_failed` naming `slug` when it does not match the
+	// pattern.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -15233,7 +15277,14 @@ func (c *ClientWithResponses) ListMeshesWithResponse(ctx context.Context, params
 //
 // One transaction: the mesh, the owner's member row (role admin), the
 // `general` topic and the owner's subscription to it.
-// Errors: 409 `slug_taken`.
+// Without `slug`, one is made from `name`: letters spelt in ASCII
+// where that needs no guessing (Latin with diacritics, Cyrillic,
+// Greek), or `mesh-` and six random characters when nothing is left
+// (e.g. "チーム"); if the user already has that slug, `-2`, `-3`…
+// is added. Errors: 409 `slug_taken` only when the `slug` given is
+// one of the user's meshes already has (archived ones included);
+// 422 `validation_failed` naming `slug` when it does not match the
+// pattern.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15250,7 +15301,14 @@ func (c *ClientWithResponses) CreateMeshWithBodyWithResponse(ctx context.Context
 //
 // One transaction: the mesh, the owner's member row (role admin), the
 // `general` topic and the owner's subscription to it.
-// Errors: 409 `slug_taken`.
+// Without `slug`, one is made from `name`: letters spelt in ASCII
+// where that needs no guessing (Latin with diacritics, Cyrillic,
+// Greek), or `mesh-` and six random characters when nothing is left
+// (e.g. "チーム"); if the user already has that slug, `-2`, `-3`…
+// is added. Errors: 409 `slug_taken` only when the `slug` given is
+// one of the user's meshes already has (archived ones included);
+// 422 `validation_failed` naming `slug` when it does not match the
+// pattern.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -42,30 +42,6 @@ type CreateMeshInput struct {
 	Slug string // optional; derived from Name when empty
 }
 
-// Slugify turns a display name into a mesh slug.
-func Slugify(name string) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(name) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-			b.WriteRune(r)
-			dash = false
-		case !dash && b.Len() > 0:
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	s := strings.TrimRight(b.String(), "-")
-	if len(s) > 48 {
-		s = strings.TrimRight(s[:48], "-")
-	}
-	if s == "" {
-		s = "mesh"
-	}
-	return s
-}
-
 // CreatedMesh is the result of CreateMyMesh.
 type CreatedMesh struct {
 	Mesh   Mesh
@@ -76,27 +52,79 @@ type CreatedMesh struct {
 // CreateMyMesh creates, in one transaction, the mesh, the owner's member row
 // (a fresh ed25519 identity whose secret is discarded: the dashboard signs
 // nothing), the general topic, and the owner's lead subscription to it. A
-// failure at any step leaves nothing behind (seed 000).
+// failure at any step leaves nothing behind (seed 000). The slug is the
+// one given (409 slug_taken when the user already has it), or one derived
+// from the name (Slugify) with -2, -3… added when the user already has it.
 func (s *Store) CreateMyMesh(ctx context.Context, user *User, in CreateMeshInput) (*CreatedMesh, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	var fe []FieldError
 	if e := checkLabel("name", in.Name, 1, 100); e != nil {
 		fe = append(fe, *e)
 	}
-	if in.Slug == "" {
-		in.Slug = Slugify(in.Name)
-	} else if !slugRe.MatchString(in.Slug) {
-		fe = append(fe, FieldError{"slug", "must match ^[a-z0-9][a-z0-9-]{0,47}$"})
+	chosen := in.Slug != ""
+	if chosen && !slugRe.MatchString(in.Slug) {
+		fe = append(fe, FieldError{"slug", "must be 1 to 48 of a-z, 0-9 and -, starting with a letter or digit (^[a-z0-9][a-z0-9-]{0,47}$)"})
 	}
 	if fe != nil {
 		return nil, Invalid(fe...)
 	}
+	base := in.Slug
+	if !chosen {
+		base = Slugify(in.Name)
+	}
+	// A slug the person chose is theirs to change (409); one derived from
+	// the name is ours, so a collision with their own meshes gets a suffix.
+	// Another create may take the free slug between the look and the
+	// insert: look again, a few times.
+	for attempt := 0; ; attempt++ {
+		slug := base
+		if !chosen {
+			var err error
+			if slug, err = s.freeSlug(ctx, user.ID, base); err != nil {
+				return nil, err
+			}
+		}
+		out, err := s.createMesh(ctx, user, in.Name, slug)
+		if err == nil || chosen || attempt == 4 || !hasCode(err, "slug_taken") {
+			return out, err
+		}
+	}
+}
+
+func hasCode(err error, code string) bool {
+	e, ok := AsError(err)
+	return ok && e.Code == code
+}
+
+// freeSlug returns base, or base-2, base-3… (cut so it fits MaxSlugLen):
+// the first that none of the user's meshes, archived ones included, has.
+func (s *Store) freeSlug(ctx context.Context, userID, base string) (string, error) {
+	prefix := trimSlug(base, MaxSlugLen-5) // room for "-9999"
+	var taken []string
+	if err := s.db.WithContext(ctx).Model(&Mesh{}).Where("owner_user_id = ? AND slug LIKE ?", userID, prefix+"%").
+		Pluck("slug", &taken).Error; err != nil {
+		return "", fmt.Errorf("list slugs: %w", err)
+	}
+	if !slices.Contains(taken, base) {
+		return base, nil
+	}
+	for n := 2; n <= 9999; n++ {
+		suffix := fmt.Sprintf("-%d", n)
+		if c := trimSlug(base, MaxSlugLen-len(suffix)) + suffix; !slices.Contains(taken, c) {
+			return c, nil
+		}
+	}
+	return trimSlug(base, MaxSlugLen-7) + "-" + randomSlugPart(6), nil
+}
+
+// createMesh is CreateMyMesh's transaction, with the slug settled.
+func (s *Store) createMesh(ctx context.Context, user *User, name, slug string) (*CreatedMesh, error) {
 	now := s.nowUTC()
-	out := &CreatedMesh{Mesh: Mesh{ID: NewID(), Slug: in.Slug, Name: in.Name, OwnerUserID: user.ID, CreatedAt: now}}
+	out := &CreatedMesh{Mesh: Mesh{ID: NewID(), Slug: slug, Name: name, OwnerUserID: user.ID, CreatedAt: now}}
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		if err := tx.Create(&out.Mesh).Error; err != nil {
 			if isUniqueViolation(err) {
-				return E(KindConflict, "slug_taken", "you already have a mesh with slug %q", in.Slug)
+				return E(KindConflict, "slug_taken", "you already have a mesh with slug %q: choose another slug, or leave slug out to have one made from the name", slug)
 			}
 			return fmt.Errorf("insert mesh: %w", err)
 		}

@@ -1,12 +1,10 @@
 package web_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/claudemesh/claudemesh-go/api"
+	"github.com/claudemesh/claudemesh-go/internal/npmtest"
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/models"
 	"github.com/claudemesh/claudemesh-go/models/storetest"
@@ -54,14 +53,7 @@ func inCI() bool {
 // CLAUDEMESH_TEST_SKIP_BROWSER=1 to skip it knowingly (never under CI=true).
 // With CLAUDEMESH_UPDATE_SCREENSHOTS=1 it rewrites docs/img/*.png.
 func TestDashboardInBrowser(t *testing.T) {
-	if os.Getenv("CLAUDEMESH_TEST_SKIP_BROWSER") == "1" {
-		if inCI() {
-			t.Fatal("CLAUDEMESH_TEST_SKIP_BROWSER=1 is not honoured under CI=true")
-		}
-		t.Skip("CLAUDEMESH_TEST_SKIP_BROWSER=1")
-	}
-	ensureChromium(t)
-	node, pwDir := ensurePlaywright(t)
+	node, pwDir := needBrowser(t)
 	base, store := startBroker(t)
 
 	shots := t.TempDir()
@@ -78,22 +70,23 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "browser.mjs"))
-	cmd.Env = append(os.Environ(), "BASE="+base, "PW_DIR="+pwDir, "CHROMIUM="+chromiumPath, "SHOTS_DIR="+shots)
-	cmd.Stderr = &testWriter{t: t, prefix: "browser.mjs: "}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	var peer *wsclient.Conn
+	done := runScript(t, ctx, node, "browser.mjs", []string{"BASE=" + base, "PW_DIR=" + pwDir, "CHROMIUM=" + chromiumPath, "SHOTS_DIR=" + shots},
+		func(line map[string]any) any {
+			switch line["need"] {
+			case "peer":
+				peer = connectPeer(t, ctx, base, line["meshId"].(string), line["invite"].(string), buildBot)
+				keepReading(ctx, peer)
+			case "peer-status":
+				// The reply is read (and dropped) by keepReading; the page
+				// shows whether the status arrived.
+				if err := peer.Send(ctx, map[string]any{"type": "set_status", "status": "idle", "summary": "waiting for review", "source": "manual"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return struct{}{}
+		})
 	var result struct {
-		Done          bool     `json:"done"`
 		OK            bool     `json:"ok"`
 		Error         string   `json:"error"`
 		SealMS        int64    `json:"sealMs"`
@@ -105,51 +98,8 @@ func TestDashboardInBrowser(t *testing.T) {
 			Who, Method, URL string
 		} `json:"requests"`
 	}
-	var peer *wsclient.Conn
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var line map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Logf("browser.mjs stdout: %s", sc.Text())
-			continue
-		}
-		switch {
-		case line["step"] != nil:
-			t.Logf("step: %v", line["step"])
-		case line["need"] == "peer":
-			peer = connectPeer(t, ctx, base, line["meshId"].(string), line["invite"].(string))
-			// Like a real peer it keeps reading, which is what answers the
-			// broker's pings: one that does not is closed as ping_timeout
-			// 40 s after connecting, and a slow run outlasts that.
-			go func() {
-				for {
-					if _, err := peer.Next(ctx); err != nil {
-						return
-					}
-				}
-			}()
-			_, _ = io.WriteString(stdin, "{}\n")
-		case line["need"] == "peer-status":
-			// The reply is read (and dropped) by the reader above; the page
-			// shows whether the status arrived.
-			if err := peer.Send(ctx, map[string]any{"type": "set_status", "status": "idle", "summary": "waiting for review", "source": "manual"}); err != nil {
-				t.Fatal(err)
-			}
-			_, _ = io.WriteString(stdin, "{}\n")
-		case line["done"] == true:
-			if err := json.Unmarshal(sc.Bytes(), &result); err != nil {
-				t.Fatal(err)
-			}
-			_ = stdin.Close()
-		}
-	}
-	_ = stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("browser.mjs: %v", err)
-	}
-	if !result.Done {
-		t.Fatal("browser.mjs ended without a result")
+	if err := json.Unmarshal(done, &result); err != nil {
+		t.Fatal(err)
 	}
 	if !result.OK {
 		t.Fatalf("browser run failed: %s", result.Error)
@@ -321,15 +271,22 @@ func startBroker(t *testing.T) (string, *models.Store) {
 	return "http://" + ln.Addr().String(), store
 }
 
+// peerSpec is who connectPeer connects as.
+type peerSpec struct {
+	DisplayName, SessionID, Cwd, Summary string
+}
+
+var buildBot = peerSpec{DisplayName: "build-bot", SessionID: "cc-4242", Cwd: "/home/ada/src/claudemesh", Summary: "running the test suite"}
+
 // connectPeer joins the mesh as a Claude Code peer, says hello over /ws and
 // reports a status, so the peers panel has a live session to show.
-func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string) *wsclient.Conn {
+func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string, spec peerSpec) *wsclient.Conn {
 	t.Helper()
 	id, err := meshcrypto.GenerateIdentity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := json.Marshal(map[string]string{"token": invite, "pubkey": id.PublicKeyHex(), "displayName": "build-bot"})
+	body, _ := json.Marshal(map[string]string{"token": invite, "pubkey": id.PublicKeyHex(), "displayName": spec.DisplayName})
 	resp, err := http.Post(base+"/v1/join", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -343,14 +300,14 @@ func connectPeer(t *testing.T, ctx context.Context, base, meshID, invite string)
 	if err := json.NewDecoder(resp.Body).Decode(&joined); err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("peer join: %d %v", resp.StatusCode, err)
 	}
-	pid, cwd := 48213, "/home/ada/src/claudemesh"
+	pid, cwd := 48213, spec.Cwd
 	c, err := wsclient.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", nil, wsclient.HelloOptions{Identity: id, MeshID: meshID,
-		MemberID: joined.Member.ID, SessionID: "cc-4242", DisplayName: "build-bot", Pid: &pid, Cwd: &cwd})
+		MemberID: joined.Member.ID, SessionID: spec.SessionID, DisplayName: spec.DisplayName, Pid: &pid, Cwd: &cwd})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	if _, err := c.Call(ctx, peertest.MapFrame{"type": "set_status", "status": "working", "summary": "running the test suite", "source": "manual"}); err != nil {
+	if _, err := c.Call(ctx, peertest.MapFrame{"type": "set_status", "status": "working", "summary": spec.Summary, "source": "manual"}); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -379,60 +336,15 @@ func ensureChromium(t *testing.T) {
 }
 
 // ensurePlaywright returns node and a directory holding the pinned
-// playwright-core, installing it into the user cache directory (outside the
-// source tree) on first use. The install goes to a temporary sibling that is
-// renamed into place, so concurrent test processes never see half of it.
+// playwright-core, installed into the user cache directory (outside the
+// source tree) on first use.
 func ensurePlaywright(t *testing.T) (node, dir string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatal("node is not on PATH (set CLAUDEMESH_TEST_SKIP_BROWSER=1 to skip knowingly)")
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir = filepath.Join(cache, "claudemesh-test", "playwright-core-"+playwrightVersion)
-	if installed(dir) {
-		return node, dir
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Fatal("npm is not on PATH and playwright-core is not installed (set CLAUDEMESH_TEST_SKIP_BROWSER=1 to skip knowingly)")
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "install-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.WriteFile(filepath.Join(tmp, "package.json"), []byte(`{"private":true}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--save-exact", "playwright-core@"+playwrightVersion)
-	cmd.Dir = tmp
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install playwright-core@%s: %v\n%s", playwrightVersion, err, out)
-	}
-	if err := os.Rename(tmp, dir); err != nil && !installed(dir) {
-		t.Fatal(err)
-	}
-	return node, dir
-}
-
-func installed(dir string) bool {
-	raw, err := os.ReadFile(filepath.Join(dir, "node_modules", "playwright-core", "package.json"))
-	if err != nil {
-		return false
-	}
-	var pkg struct {
-		Version string `json:"version"`
-	}
-	return json.Unmarshal(raw, &pkg) == nil && pkg.Version == playwrightVersion
+	return node, npmtest.Install(t, "playwright-core", playwrightVersion)
 }
 
 type testWriter struct {

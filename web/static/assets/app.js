@@ -4,15 +4,36 @@ import * as api from "./api.js";
 import { MeshCtx } from "./mesh.js";
 import * as cx from "./crypto.js";
 import * as store from "./store.js";
-import { h, mount, loading, empty, errorBox, toast, field, formDialog, confirmDialog } from "./ui.js";
+import { h, mount, loading, empty, errorBox, toast, field, formDialog, confirmDialog, ut, plain } from "./ui.js";
 import { meshView, crossMeshInbox } from "./views.js";
 
 const app = document.getElementById("app");
 export const S = { features: null, meshes: [], unread: new Map(), ctx: new Map(), cleanup: [], pendingInvite: null };
 
 // ---- routing ----
+// MAX_PART bounds one decoded part of the fragment: ids are 36 characters,
+// topic names 50, invite tokens under 100. Anything longer leads nowhere.
+const MAX_PART = 512;
+
+// decodePart is decodeURIComponent that says null instead of throwing on a
+// malformed escape ("%E0%A4%A" threw URIError and the page stayed on
+// "Starting…").
+function decodePart(p) {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return null;
+  }
+}
+
+// route reads the fragment; any fragment it cannot read, or does not know,
+// is { name: "notfound" }, never an exception.
 function route() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  const raw = location.hash.replace(/^#\/?/, "");
+  if (!raw) return { name: "meshes" };
+  const parts = raw.split("/").filter(Boolean).map(decodePart);
+  if (raw.length > 8 * MAX_PART || parts.some((p) => p === null || p.length > MAX_PART)) return { name: "notfound" };
+  if (!parts.length) return { name: "meshes" };
   if (parts[0] === "join" && parts[1]) {
     // The invite token rides in the fragment (never sent to a server, no
     // Referer); keep it in this tab only and take it out of the address bar.
@@ -21,10 +42,10 @@ function route() {
     history.replaceState(null, "", "#/join");
     return { name: "join" };
   }
-  if (parts[0] === "join") return { name: "join" };
-  if (parts[0] === "inbox") return { name: "inbox" };
-  if (parts[0] === "m" && parts[1]) return { name: "mesh", meshId: parts[1], tab: parts[2] || "t", arg: parts[3] };
-  return { name: "meshes" };
+  if (parts[0] === "join" && parts.length === 1) return { name: "join" };
+  if (parts[0] === "inbox" && parts.length === 1) return { name: "inbox" };
+  if (parts[0] === "m" && parts[1] && parts.length <= 4) return { name: "mesh", meshId: parts[1], tab: parts[2] || "t", arg: parts[3] };
+  return { name: "notfound" };
 }
 
 export const go = (hash) => {
@@ -34,12 +55,13 @@ export const go = (hash) => {
 
 async function render() {
   for (const fn of S.cleanup.splice(0)) fn();
-  const r = route();
-  if (!api.auth.user) return authView(r);
-  // One live stream at a time: the mesh on screen (a browser allows only a
-  // few connections per host). Another mesh resumes from its last seq.
-  for (const [id, c] of S.ctx) if (r.name !== "mesh" || id !== r.meshId) c.stopLive();
   try {
+    const r = route();
+    if (!api.auth.user) return authView(r);
+    // One live stream at a time: the mesh on screen (a browser allows only a
+    // few connections per host). Another mesh resumes from its last seq.
+    for (const [id, c] of S.ctx) if (r.name !== "mesh" || id !== r.meshId) c.stopLive();
+    if (r.name === "notfound") return notFoundView();
     if (r.name === "join") return await joinView();
     if (r.name === "inbox" && S.features.inbox) return crossMeshInbox(shell, { S, meshCtx });
     if (r.name === "mesh") {
@@ -49,8 +71,18 @@ async function render() {
     }
     return await meshesView();
   } catch (e) {
-    shell(null, errorBox(e, render));
+    // Whatever went wrong, the page says so and offers a way on: the
+    // shell when signed in, a bare box (with the way home) when not.
+    if (api.auth.user) shell(null, errorBox(e, render));
+    else mount(app, h("div.center", {}, errorBox(e, () => go("#/"))));
   }
+}
+
+// notFoundView is where an address the dashboard cannot read leads.
+function notFoundView() {
+  shell(null, h("section.page", { "data-testid": "not-found" },
+    empty("Page not found", "This address does not lead anywhere in the dashboard: it may be mistyped or cut short.",
+      h("a.btn.primary", { href: "#/" }, "Go to your meshes"))));
 }
 
 // ---- shell ----
@@ -59,7 +91,7 @@ function shell(ctx, ...content) {
   const switcher = meshes.length
     ? h("select.mesh-switch", { "aria-label": "Mesh", onchange: (e) => go(e.target.value ? `#/m/${e.target.value}` : "#/") },
       h("option", { value: "" }, "All meshes"),
-      meshes.map((m) => h("option", { value: m.meshId, selected: ctx?.id === m.meshId }, m.meshName)))
+      meshes.map((m) => h("option", { value: m.meshId, selected: ctx?.id === m.meshId }, plain(m.meshName))))
     : null;
   mount(app,
     h("header.topbar", {},
@@ -67,7 +99,7 @@ function shell(ctx, ...content) {
       switcher,
       h("div.spacer"),
       S.features?.inbox ? h("a.btn.ghost", { href: "#/inbox" }, "Inbox") : null,
-      h("span.who", { title: api.auth.user.email }, api.auth.user.name),
+      h("span.who", { title: plain(api.auth.user.email) }, ut(api.auth.user.name)),
       h("button.btn.ghost", { type: "button", onclick: () => api.logout().then(() => go("#/")) }, "Sign out")),
     h("main.main", {}, ...content));
 }
@@ -180,12 +212,16 @@ async function meshesView() {
   const createForm = h("form.card.inline-form", {
     onsubmit: async (e) => {
       e.preventDefault();
-      const name = new FormData(createForm).get("name").trim();
+      const fd = new FormData(createForm);
+      const name = fd.get("name").trim();
+      const slug = fd.get("slug").trim();
       if (!name) return;
       try {
-        const res = await api.userCall("POST", "/v1/meshes", { name });
+        // Without a slug the broker makes one from the name (and never
+        // refuses it); a chosen one that is taken is a 409 saying so.
+        const res = await api.userCall("POST", "/v1/meshes", slug ? { name, slug } : { name });
         await loadMeshes();
-        toast(`Created ${res.mesh.name}`);
+        toast(["Created ", ut(res.mesh.name)]);
         go(`#/m/${res.mesh.id}/t/general`);
       } catch (ex) {
         toast(ex.message, "error");
@@ -194,7 +230,9 @@ async function meshesView() {
   },
   h("h2", { text: "New mesh" }),
   h("div.row", {}, h("input", { name: "name", placeholder: "Platform team", "aria-label": "Mesh name", maxlength: 100, required: true }),
-    h("button.btn.primary", { type: "submit" }, "Create mesh")));
+    h("button.btn.primary", { type: "submit" }, "Create mesh")),
+  field("Slug (optional)", h("input", { name: "slug", placeholder: "platform-team", pattern: "[a-z0-9][a-z0-9\\-]{0,47}", maxlength: 48, autocomplete: "off", "data-testid": "mesh-slug" }),
+    "What the CLI's --mesh takes: a-z, 0-9 and -. Made from the name when empty."));
   const joinForm = h("form.card.inline-form", {
     onsubmit: (e) => {
       e.preventDefault();
@@ -220,8 +258,8 @@ async function meshesView() {
   mount(list, S.meshes.map((m) =>
     h("div.card.mesh-card", { "data-testid": "mesh-card" },
       h("a.mesh-link", { href: `#/m/${m.meshId}/t/general` },
-        h("div.mesh-icon", { "aria-hidden": "true", text: m.meshName.slice(0, 1).toUpperCase() }),
-        h("div", {}, h("strong", { text: m.meshName }), h("small.muted", { text: `${m.meshSlug} · you are @${m.displayName}` }))),
+        h("div.mesh-icon", { "aria-hidden": "true", text: ([...plain(m.meshName)][0] || "").toUpperCase() }),
+        h("div", {}, ut(m.meshName, "strong"), h("small.muted", { text: `${m.meshSlug} · you are @${m.displayName}` }))),
       S.unread.get(m.meshId) ? h("span.count", { title: "unread messages in your topics", text: String(S.unread.get(m.meshId)), "data-testid": "mesh-unread" }) : null,
       h("span.badge", { text: m.role }),
       meshActions(m))));
@@ -246,7 +284,7 @@ async function renameMesh(m) {
   if (!fd) return;
   try {
     const mesh = await api.userCall("PATCH", `/v1/meshes/${m.meshId}`, { name: fd.get("name").trim() });
-    toast(`Renamed to ${mesh.name}`);
+    toast(["Renamed to ", ut(mesh.name)]);
     render();
   } catch (ex) {
     toast(ex.message, "error");
@@ -256,12 +294,12 @@ async function renameMesh(m) {
 // archiveMesh: POST /v1/meshes/{id}/archive ends every credential, stream
 // and peer connection of the mesh, the owner's included; nothing is deleted.
 async function archiveMesh(m) {
-  if (!(await confirmDialog(`Archive ${m.meshName}?`, "Every member, API key and live connection loses access, yours included. The history is kept but nobody can read it through the broker any more.", "Archive mesh"))) return;
+  if (!(await confirmDialog(["Archive ", ut(m.meshName), "?"], "Every member, API key and live connection loses access, yours included. The history is kept but nobody can read it through the broker any more.", "Archive mesh"))) return;
   try {
     await api.userCall("POST", `/v1/meshes/${m.meshId}/archive`);
     S.ctx.get(m.meshId)?.endForGood("mesh_archived");
     S.ctx.delete(m.meshId);
-    toast(`Archived ${m.meshName}`);
+    toast(["Archived ", ut(m.meshName)]);
     render();
   } catch (ex) {
     toast(ex.message, "error");
@@ -271,7 +309,7 @@ async function archiveMesh(m) {
 // leaveMesh: POST /v1/meshes/{id}/leave revokes every member of the user
 // in the mesh. The last admins must name a successor (409 last_admin).
 async function leaveMesh(m, successorMemberId) {
-  if (!successorMemberId && !(await confirmDialog(`Leave ${m.meshName}?`, "Your members there and their keys are revoked. You will need a new invite to come back.", "Leave mesh"))) return;
+  if (!successorMemberId && !(await confirmDialog(["Leave ", ut(m.meshName), "?"], "Your members there and their keys are revoked. You will need a new invite to come back.", "Leave mesh"))) return;
   try {
     await api.userCall("POST", `/v1/meshes/${m.meshId}/leave`, successorMemberId ? { successorMemberId } : {});
   } catch (ex) {
@@ -281,7 +319,7 @@ async function leaveMesh(m, successorMemberId) {
   }
   S.ctx.get(m.meshId)?.endForGood("credential_revoked");
   S.ctx.delete(m.meshId);
-  toast(`You left ${m.meshName}`);
+  toast(["You left ", ut(m.meshName)]);
   go("#/");
 }
 
@@ -340,7 +378,7 @@ async function joinView() {
         S.pendingInvite = null;
         await loadMeshes();
         if (!S.meshes.some((m) => m.meshId === res.mesh.id)) throw new Error("The broker did not link this membership to your account.");
-        toast(`Joined ${res.mesh.name}`);
+        toast(["Joined ", ut(res.mesh.name)]);
         go(`#/m/${res.mesh.id}/t/general`);
       } catch (ex) {
         refused(ex);
@@ -357,8 +395,9 @@ async function joinView() {
   // it no longer does, before anyone types a name.
   try {
     const p = await api.request("GET", `/v1/invites/${encodeURIComponent(token)}`);
-    title.textContent = `Join ${p.meshName}`;
-    about.textContent = `${p.inviterDisplayName ? `@${p.inviterDisplayName} invited you` : "You are invited"} as ${p.role}. A new identity key is made in this browser and kept only here. Choose how others mention you.`;
+    mount(title, "Join ", ut(p.meshName));
+    mount(about, p.inviterDisplayName ? ["@", ut(p.inviterDisplayName), " invited you"] : "You are invited",
+      ` as ${p.role}. A new identity key is made in this browser and kept only here. Choose how others mention you.`);
   } catch (ex) {
     if (INVITE_WORDS[ex.code]) refused(ex);
   }
@@ -379,9 +418,14 @@ document.body.append(dbNote);
 api.db.onChange = (down) => {
   dbNote.hidden = !down;
 };
-(async () => {
+async function boot() {
   mount(app, h("div.center", {}, loading("Starting")));
-  S.features = await api.loadContract();
+  try {
+    S.features = await api.loadContract();
+  } catch (e) {
+    // Never stuck on "Starting…": say what failed and offer a retry.
+    return mount(app, h("div.center", {}, errorBox(e, boot)));
+  }
   if (api.hasStoredSession()) {
     try {
       await api.refresh();
@@ -391,4 +435,5 @@ api.db.onChange = (down) => {
     }
   }
   render();
-})();
+}
+boot();

@@ -2,7 +2,7 @@
 // seq, live messages, each opened with the key of its epoch, the composer,
 // read marks, and the re-seal duty while the topic is open.
 import { resealMs, resealOverridden } from "./mesh.js";
-import { h, mount, toast, confirmDialog, clock } from "./ui.js";
+import { h, mount, toast, confirmDialog, clock, ut } from "./ui.js";
 
 const enc = encodeURIComponent;
 
@@ -20,7 +20,7 @@ export function chatView(ctx, pane, topic, { S }) {
   mount(pane,
     h("div.chat-head", {},
       h("a.btn.ghost.small.mobile-only", { href: `#/m/${ctx.id}/t` }, "← Topics"),
-      h("div", {}, h("h2", { text: `#${topic.name}` }), topic.description ? h("small.muted", { text: topic.description }) : null),
+      h("div", {}, h("h2", { text: `#${topic.name}` }), topic.description ? ut(topic.description, "small.muted.topic-desc") : null),
       h("div.spacer"), status, rotateBtn),
     scroller, joinBtn, form);
   const msgs = new Map(); // seq → message
@@ -29,17 +29,20 @@ export function chatView(ctx, pane, topic, { S }) {
   let state = null, oldest = null, hasMore = false, loadingOlder = false, markTimer = 0, cycleTimer = 0, disposed = false;
 
   const mentionRe = /(^|[^A-Za-z0-9_-])(@[A-Za-z0-9][A-Za-z0-9_-]{0,63})/g;
+  // renderBody: the text between mentions goes through ut (an isolate, and
+  // each bidi control in one of its own), so a control reorders nothing:
+  // not the rest of the body, not a mention, not what follows the body.
   const renderBody = (text) => {
     const out = [];
     let last = 0;
     for (const m of text.matchAll(mentionRe)) {
       const at = m.index + m[1].length;
-      out.push(text.slice(last, at));
+      out.push(ut(text.slice(last, at)));
       const me = m[2].slice(1).toLowerCase() === ctx.m.displayName;
       out.push(h(me ? "mark.mention.me" : "mark.mention", { text: m[2] }));
       last = at + m[2].length;
     }
-    out.push(text.slice(last));
+    out.push(ut(text.slice(last)));
     return out;
   };
   // Decrypt each message once per set of keys held, not on every repaint.
@@ -64,7 +67,7 @@ export function chatView(ctx, pane, topic, { S }) {
         d.locked ? h("p.body.locked", {}, h("i.icon-lock", { "aria-hidden": "true" }),
           d.never ? "Encrypted with an earlier key of this topic that was never shared with you" : "Encrypted — waiting for a member to share the key")
           : d.broken ? h("p.body.locked", { text: "This message could not be decrypted." })
-            : h("p.body", { "data-testid": "message-body" }, renderBody(d.text))));
+            : h("p.body", { "data-testid": "message-body", dir: "auto" }, renderBody(d.text))));
   };
   const paint = () => {
     const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;

@@ -23,6 +23,37 @@ function append(el, children) {
   }
 }
 
+// BIDI_CONTROLS are the explicit embeddings, overrides and isolates and
+// their terminators (U+202A–U+202E, U+2066–U+2069). Text from other people
+// may carry them (bodies keep them: they are the sender's bytes), but they
+// must not reorder what the page shows around them: a right-to-left
+// override turns "x\u202Egnp.exe" into "xexe.png".
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+
+// ut renders user-supplied text (a name, summary, description, body): the
+// whole in an isolate (<bdi>: its own direction, nothing leaks in or out),
+// and each bidi control in an isolate of its own, shown as a small U+ mark,
+// so it reorders nothing; the character stays in the DOM, so copying the
+// text copies it. tag may be "bdi.class" or another element (with a class,
+// e.g. "span.name"); it gets dir=auto and unicode-bidi: isolate (app.css).
+export function ut(text, tag = "bdi", attrs = {}) {
+  const s = String(text ?? "");
+  const out = [];
+  let last = 0;
+  for (const m of s.matchAll(BIDI_CONTROLS)) {
+    out.push(s.slice(last, m.index));
+    const cp = `U+${m[0].codePointAt(0).toString(16).toUpperCase()}`;
+    out.push(h("bdi.bidi-ctl", { "data-cp": cp, title: `hidden text-direction character ${cp}` }, m[0]));
+    last = m.index + m[0].length;
+  }
+  out.push(s.slice(last));
+  return h(tag, { dir: "auto", ...attrs, class: "ut" }, out);
+}
+
+// plain is user text where no element can be (an <option>, a title
+// attribute): the bidi controls are dropped.
+export const plain = (text) => String(text ?? "").replace(BIDI_CONTROLS, "");
+
 export function mount(el, ...children) {
   el.replaceChildren();
   append(el, children);
@@ -30,25 +61,28 @@ export function mount(el, ...children) {
 }
 
 export const loading = (what = "Loading") => h("div.state.loading", { role: "status" }, h("span.spinner"), `${what}…`);
-export const empty = (title, hint, ...actions) => h("div.state.empty", {}, h("strong", { text: title }), hint && h("p", { text: hint }), ...actions);
+// title and hint may be strings or nodes (e.g. ut(…) around a user's text).
+export const empty = (title, hint, ...actions) => h("div.state.empty", {}, h("strong", {}, title), hint && h("p", {}, hint), ...actions);
 export const errorBox = (err, retry) =>
-  h("div.state.error", { role: "alert" }, h("strong", { text: "Something went wrong" }), h("p", { text: err?.message || String(err) }),
+  h("div.state.error", { role: "alert" }, h("strong", { text: "Something went wrong" }), h("p", {}, ut(err?.message || String(err), "span")),
     retry && h("button.btn", { onclick: retry, type: "button" }, "Try again"));
 
 let toastHost;
 export function toast(msg, kind = "info") {
   toastHost ??= document.body.appendChild(h("div.toasts", { "aria-live": "polite" }));
-  const t = toastHost.appendChild(h(`div.toast.${kind}`, { role: kind === "error" ? "alert" : "status" }, msg));
+  // A message may quote what someone typed (a server's detail, a name).
+  const t = toastHost.appendChild(h(`div.toast.${kind}`, { role: kind === "error" ? "alert" : "status" }, typeof msg === "string" ? ut(msg, "span") : msg));
   setTimeout(() => t.remove(), 4000);
 }
 
-// confirmDialog resolves true when the user confirms.
+// confirmDialog resolves true when the user confirms. title and body may
+// be strings or nodes (the dialogs below take ut(…) for users' text).
 export function confirmDialog(title, body, action = "Confirm") {
   return new Promise((resolve) => {
     const d = h("dialog.dialog", { "aria-labelledby": "dlg-title" },
       h("form", { method: "dialog" },
-        h("h2", { id: "dlg-title", text: title }),
-        h("p", { text: body }),
+        h("h2", { id: "dlg-title" }, title),
+        h("p", {}, body),
         h("div.row.end", {},
           h("button.btn", { value: "cancel", type: "submit" }, "Cancel"),
           h("button.btn.danger", { value: "ok", type: "submit", "data-testid": "confirm" }, action))));
@@ -63,7 +97,7 @@ export function confirmDialog(title, body, action = "Confirm") {
 
 export function formDialog(title, fields, action) {
   return new Promise((resolve) => {
-    const form = h("form", { method: "dialog" }, h("h2", { text: title }), ...fields,
+    const form = h("form", { method: "dialog" }, h("h2", {}, title), ...fields,
       h("div.row.end", {}, h("button.btn", { value: "cancel", type: "submit", formnovalidate: true }, "Cancel"),
         h("button.btn.primary", { value: "ok", type: "submit" }, action)));
     const d = h("dialog.dialog", {}, form);
@@ -77,7 +111,7 @@ export function formDialog(title, fields, action) {
 }
 
 export function field(label, input, hint) {
-  return h("label.field", {}, h("span", { text: label }), input, hint && h("small", { text: hint }));
+  return h("label.field", {}, h("span", { text: label }), input, hint && h("small", {}, hint));
 }
 
 const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });

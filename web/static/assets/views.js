@@ -2,10 +2,11 @@
 // chat.js), peers, members, invites and notifications; and the inbox across
 // meshes.
 import { auth, userCall } from "./api.js";
+import * as cx from "./crypto.js";
 import * as store from "./store.js";
 import { endWords } from "./mesh.js";
 import { chatView } from "./chat.js";
-import { h, mount, loading, empty, errorBox, toast, confirmDialog, formDialog, field, ago, copy } from "./ui.js";
+import { h, mount, loading, empty, errorBox, toast, confirmDialog, formDialog, field, ago, copy, ut } from "./ui.js";
 
 const enc = encodeURIComponent;
 
@@ -42,7 +43,7 @@ export function meshView(ctx, r, { shell, S, go }) {
       label, id === "inbox" ? inboxBadge : null)));
   const body = h("div.mesh-body");
   shell(ctx,
-    h("div.mesh-head", {}, h("div", {}, h("h1", {}, ctx.m.meshName, liveDot), h("small.muted", { text: `@${ctx.m.displayName} · ${ctx.m.role}` })), nav),
+    h("div.mesh-head", {}, h("div", {}, h("h1", {}, ut(ctx.m.meshName, "span.mesh-name"), liveDot), h("small.muted", { text: `@${ctx.m.displayName} · ${ctx.m.role}` })), nav),
     banner, body);
   paintLive();
   paintInbox();
@@ -103,7 +104,7 @@ async function topicsView(ctx, body, r, { S, go }) {
   }));
   if (!open) return;
   const topic = topics.find((t) => t.name === open);
-  if (!topic) return mount(pane, empty(`#${open} not found`, "It may be private, archived or renamed.", h("a.btn", { href: `#/m/${ctx.id}/t` }, "Back to topics")));
+  if (!topic) return mount(pane, empty(["#", ut(open), " not found"], "It may be private, archived or renamed.", h("a.btn", { href: `#/m/${ctx.id}/t` }, "Back to topics")));
   topic.unread = 0;
   paintSide();
   chatView(ctx, pane, topic, { S, go, refreshSide: paintSide });
@@ -130,8 +131,8 @@ async function peersView(ctx, body, r, { S }) {
           h("span.status-dot", { "data-status": p.status, title: p.status }),
           h("div.peer-main", {},
             h("div.row", {}, h("strong", { text: `@${p.displayName}` }), h("span.tag", { text: p.status }), h("small.muted", { text: `since ${ago(p.statusAt)} · ${p.statusSource}` })),
-            h("p.summary", { text: p.summary || "No summary" }),
-            h("small.muted.mono", { text: `${p.sessionId}${p.cwd ? ` · ${p.cwd}` : ""}` })))))));
+            p.summary ? ut(p.summary, "p.summary") : h("p.summary.muted", { text: "No summary" }),
+            h("small.muted.mono", {}, ut(p.sessionId), p.cwd ? [" · ", ut(p.cwd)] : null)))))));
   };
   paint();
   S.cleanup.push(ctx.on("presence", paint));
@@ -255,7 +256,7 @@ async function inboxView(ctx, body, r, opts) {
   } catch (e) {
     return mount(body, errorBox(e, () => inboxView(ctx, body, r, opts)));
   }
-  const preview = (n) => ctx.decrypt(n).text ?? "Encrypted — open the topic to read it";
+  const preview = (n) => previewOf(ctx.decrypt(n));
   const markRead = async (req) => {
     try {
       await ctx.call("POST", "/v1/notifications/read", req);
@@ -278,7 +279,7 @@ async function inboxView(ctx, body, r, opts) {
         h("li.card.member", { class: n.readAt ? "read" : "unread" },
           h("div.peer-main", {},
             h("div.row", {}, h("strong", { text: `@${n.senderDisplayName}` }), h("span.muted", { text: "in" }), h("a", { href: `#/m/${ctx.id}/t/${n.topic}`, text: `#${n.topic}` }), h("small.muted", { text: ago(n.createdAt) })),
-            h("p.summary", { text: preview(n) })),
+            preview(n)),
           n.readAt ? null : h("button.btn.small", { type: "button", onclick: () => markRead({ ids: [n.id] }) }, "Mark read"))))));
   };
   paint();
@@ -292,6 +293,26 @@ async function inboxView(ctx, body, r, opts) {
   const before = ctx.keyVersion;
   await ctx.openKeysFor(items);
   if (!gone && ctx.keyVersion !== before) paint();
+}
+
+// previewOf shows a notification's body as its decryption d came out: the
+// text (a v1 body marked as sent unencrypted), or why it cannot be read here.
+function previewOf(d) {
+  if (d?.text !== undefined) {
+    return h("div.preview", {}, ut(d.text, "p.summary", { "data-testid": "preview" }),
+      d.plain ? h("span.tag.warn", { title: "sent before this topic was keyed; not end-to-end encrypted", text: "unencrypted" }) : null);
+  }
+  if (d?.broken) return h("p.summary.muted", { text: "This message could not be decrypted." });
+  return h("p.summary.muted", { text: "Encrypted — open the topic to read it" });
+}
+
+// v1 reads a plaintext (v1) body, which needs no key.
+function v1(n) {
+  try {
+    return { text: cx.decodeV1(n.ciphertext), plain: true };
+  } catch {
+    return { broken: true };
+  }
 }
 
 // ---------------- cross-mesh inbox ----------------
@@ -312,7 +333,8 @@ export async function crossMeshInbox(shell, { S, meshCtx }) {
     return mount(body, errorBox(e, () => crossMeshInbox(shell, { S, meshCtx })));
   }
   const ctxs = new Map(); // meshId → MeshCtx, for the meshes whose keys we could open
-  const preview = (n) => ctxs.get(n.meshId)?.decrypt(n).text ?? "Encrypted — open the topic to read it";
+  await cx.ready; // v1 bodies are base64 text: shown without any key
+  const preview = (n) => previewOf(n.bodyVersion === 1 ? v1(n) : ctxs.get(n.meshId)?.decrypt(n));
   const markRead = async (req) => {
     try {
       await userCall("POST", "/v1/me/notifications/read", req);
@@ -345,7 +367,7 @@ export async function crossMeshInbox(shell, { S, meshCtx }) {
       topics.length ? h("div.part", {}, h("h2", { text: "Topics with unread messages" }),
         h("ul.member-list", { "data-testid": "unread-topics" }, topics.map((t) =>
           h("li.card.member", {},
-            h("div.peer-main", {}, h("div.row", {}, h("a", { href: `#/m/${t.meshId}/t/${t.name}`, text: `#${t.name}` }), h("span.muted", { text: `in ${t.meshName}` }),
+            h("div.peer-main", {}, h("div.row", {}, h("a", { href: `#/m/${t.meshId}/t/${t.name}`, text: `#${t.name}` }), h("span.muted", {}, "in ", ut(t.meshName)),
               h("span.count", { text: String(t.unread) }))),
             h("button.btn.small", { type: "button", onclick: () => markTopic(t) }, "Mark read"))))) : null,
       h("div.part", {}, h("h2", { text: "Mentions" }),
@@ -353,8 +375,8 @@ export async function crossMeshInbox(shell, { S, meshCtx }) {
         h("li.card.member", { class: n.readAt ? "read" : "unread" },
           h("div.peer-main", {},
             h("div.row", {}, h("strong", { text: `@${n.senderDisplayName}` }), h("span.muted", { text: "in" }),
-              h("a", { href: `#/m/${n.meshId}/t/${n.topic}`, text: `#${n.topic}` }), h("span.badge", { text: n.meshName }), h("small.muted", { text: ago(n.createdAt) })),
-            h("p.summary", { text: preview(n) })),
+              h("a", { href: `#/m/${n.meshId}/t/${n.topic}`, text: `#${n.topic}` }), ut(n.meshName, "span.badge"), h("small.muted", { text: ago(n.createdAt) })),
+            preview(n)),
           n.readAt ? null : h("button.btn.small", { type: "button", onclick: () => markRead({ ids: [n.id] }) }, "Mark read"))))
           : empty("Nothing for you", "Mentions from every mesh you belong to show up here.")));
   };
