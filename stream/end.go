@@ -9,6 +9,8 @@ import (
 // Why a stream ended: the fixed codes sent as the reason of an SSE `end`
 // event and of a WebSocket subscription's end. Raw error text never goes on
 // the wire (it can name database hosts and users).
+//
+//nolint:gosec // G101: reason codes that name credentials, not credentials
 const (
 	EndCredentialExpired   = "credential_expired"   // the token or key behind the stream expired
 	EndCredentialRevoked   = "credential_revoked"   // the key or the member was revoked

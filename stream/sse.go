@@ -71,7 +71,7 @@ func (o *SSE) Serve(ctx context.Context, w http.ResponseWriter, done func(error)
 	}
 	// The request's context ends when the handler returns; the stream's
 	// own context ends with the stream.
-	go func() {
+	go func() { //nolint:gosec // G118: the stream outlives the request on purpose (see above)
 		ctx, cancel := context.WithCancel(context.Background())
 		err := o.run(ctx, write, direct)
 		cancel()
@@ -265,7 +265,7 @@ func open(w http.ResponseWriter, timeout time.Duration) (write func([]byte) erro
 			}
 			return rc.Flush()
 		}
-		return write, nil, func() {}, false, nil
+		return write, nil, func() {}, false, nil //nolint:nilerr // no hijack is a mode, not a failure
 	}
 	h.Set("Connection", "close")
 	var head bytes.Buffer
@@ -284,10 +284,10 @@ func open(w http.ResponseWriter, timeout time.Duration) (write func([]byte) erro
 		return err
 	}
 	if err := write(head.Bytes()); err != nil {
-		conn.Close()
+		_ = conn.Close() // the write error is the one to report
 		return nil, nil, nil, true, err
 	}
-	return write, nonBlockingWriter(conn), func() { conn.Close() }, true, nil
+	return write, nonBlockingWriter(conn), func() { _ = conn.Close() }, true, nil
 }
 
 // nonBlockingWriter writes to conn's socket without ever waiting: it

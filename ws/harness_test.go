@@ -203,7 +203,7 @@ func closed(t testing.TB, c *wsclient.Conn) (int, string) {
 			if code < 0 {
 				t.Fatalf("connection ended without a close frame: %v", err)
 			}
-			return int(code), reason
+			return code, reason
 		}
 	}
 }

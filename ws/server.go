@@ -169,7 +169,7 @@ func (s *Server) Handle(w http.ResponseWriter, r *http.Request) error {
 	wc, err := websocket.Accept(hj, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		s.wg.Done()
-		return nil // Accept answered the request itself
+		return nil //nolint:nilerr // Accept answered the request itself
 	}
 	// The connection continues on its own goroutine and the handler
 	// returns, so net/http and the router release the request, its
@@ -209,7 +209,7 @@ func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := brw.Writer.Flush(); err != nil { // empty after a hijack; flushed to be sure
+	if err := brw.Flush(); err != nil { // empty after a hijack; flushed to be sure
 		_ = nc.Close()
 		return nil, nil, err
 	}
