@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -88,24 +89,7 @@ func Options(t testing.TB, d models.Dialect) models.Options {
 	if d == models.SQLite {
 		return models.Options{SQLitePath: filepath.Join(t.TempDir(), "claudemesh.db")}
 	}
-	if os.Getenv("CLAUDEMESH_TEST_SKIP_POSTGRES") == "1" {
-		t.Skip("PostgreSQL skipped: CLAUDEMESH_TEST_SKIP_POSTGRES=1")
-	}
-	db, err := admin()
-	if err != nil {
-		t.Fatalf("PostgreSQL at %s is unreachable (%v); start it, point CLAUDEMESH_TEST_POSTGRES at one, or set CLAUDEMESH_TEST_SKIP_POSTGRES=1 to skip it knowingly", redact(PostgresURL()), err)
-	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Logf("drop schema %s: %v", schema, err)
-		}
-	})
+	schema := fresh(t, "t_", "CREATE SCHEMA %s", "DROP SCHEMA %s CASCADE")
 	u, err := url.Parse(PostgresURL())
 	if err != nil {
 		t.Fatalf("parse CLAUDEMESH_TEST_POSTGRES: %v", err)
@@ -130,6 +114,21 @@ func redact(raw string) string {
 // database-wide state (advisory locks, types) starts clean.
 func Database(t testing.TB) string {
 	t.Helper()
+	name := fresh(t, "d_", "CREATE DATABASE %s", "DROP DATABASE %s WITH (FORCE)")
+	u, err := url.Parse(PostgresURL())
+	if err != nil {
+		t.Fatalf("parse CLAUDEMESH_TEST_POSTGRES: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// fresh creates a PostgreSQL schema or database named prefix + 16 random
+// hex digits with the create statement, drops it with drop when the test
+// ends, and returns its name. It skips the test when PostgreSQL is skipped
+// knowingly and fails it when PostgreSQL is unreachable.
+func fresh(t testing.TB, prefix, create, drop string) string {
+	t.Helper()
 	if os.Getenv("CLAUDEMESH_TEST_SKIP_POSTGRES") == "1" {
 		t.Skip("PostgreSQL skipped: CLAUDEMESH_TEST_SKIP_POSTGRES=1")
 	}
@@ -139,19 +138,14 @@ func Database(t testing.TB) string {
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	name := "d_" + hex.EncodeToString(b[:])
-	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("create database: %v", err)
+	name := prefix + hex.EncodeToString(b[:])
+	if _, err := db.Exec(fmt.Sprintf(create, name)); err != nil {
+		t.Fatalf("%s: %v", fmt.Sprintf(create, name), err)
 	}
 	t.Cleanup(func() {
-		if _, err := db.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
-			t.Logf("drop database %s: %v", name, err)
+		if _, err := db.Exec(fmt.Sprintf(drop, name)); err != nil {
+			t.Logf("%s: %v", fmt.Sprintf(drop, name), err)
 		}
 	})
-	u, err := url.Parse(PostgresURL())
-	if err != nil {
-		t.Fatalf("parse CLAUDEMESH_TEST_POSTGRES: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return name
 }
