@@ -23,28 +23,38 @@ import (
 // the models, so the column lists have one source.
 func (s *Store) commitPipelined(ctx context.Context, meshID string, batch []*postReq) (Committed, error) {
 	var out Committed
+	err := s.onPgConn(ctx, func(pc *pgx.Conn) (err error) {
+		out, err = s.pipelineBatch(ctx, pc, meshID, batch)
+		return err
+	})
+	return out, err
+}
+
+// onPgConn runs fn on one of the pool's connections as a pgx connection
+// (database/sql cannot pipeline). fn's transaction is fn's to commit: one
+// that an error left open or aborted is rolled back here, or the pool
+// discards the connection.
+func (s *Store) onPgConn(ctx context.Context, fn func(pc *pgx.Conn) error) error {
 	conn, err := s.sqlDB.Conn(ctx)
 	if err != nil {
-		return out, fmt.Errorf("database connection: %w", err)
+		return fmt.Errorf("database connection: %w", err)
 	}
 	defer conn.Close()
-	var batchErr error
+	var fnErr error
 	rawErr := conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
-		out, batchErr = s.pipelineBatch(ctx, pc, meshID, batch)
+		fnErr = fn(pc)
 		if pc.PgConn().TxStatus() != 'I' {
-			// An error left the transaction open or aborted: end it, or
-			// have the pool discard the connection.
 			if _, err := pc.Exec(ctx, "ROLLBACK"); err != nil {
 				return driver.ErrBadConn
 			}
 		}
 		return nil
 	})
-	if batchErr == nil && rawErr != nil {
-		batchErr = fmt.Errorf("database connection: %w", rawErr)
+	if fnErr == nil && rawErr != nil {
+		fnErr = fmt.Errorf("database connection: %w", rawErr)
 	}
-	return out, batchErr
+	return fnErr
 }
 
 // pipelineBatch runs one batch on pc; on error the caller ends the

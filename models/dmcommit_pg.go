@@ -2,14 +2,12 @@ package models
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // directPipelined is the PostgreSQL direct-message batch in two pipelined
@@ -27,28 +25,7 @@ import (
 // are inserted after it); their senders wake the recipient once committed,
 // and that claim takes them.
 func (s *Store) directPipelined(ctx context.Context, meshID string, batch []*directReq) error {
-	conn, err := s.sqlDB.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("database connection: %w", err)
-	}
-	defer conn.Close()
-	var batchErr error
-	rawErr := conn.Raw(func(dc any) error {
-		pc := dc.(*stdlib.Conn).Conn()
-		batchErr = s.directPipeline(ctx, pc, meshID, batch)
-		if pc.PgConn().TxStatus() != 'I' {
-			// An error left the transaction open or aborted: end it, or
-			// have the pool discard the connection.
-			if _, err := pc.Exec(ctx, "ROLLBACK"); err != nil {
-				return driver.ErrBadConn
-			}
-		}
-		return nil
-	})
-	if batchErr == nil && rawErr != nil {
-		batchErr = fmt.Errorf("database connection: %w", rawErr)
-	}
-	return batchErr
+	return s.onPgConn(ctx, func(pc *pgx.Conn) error { return s.directPipeline(ctx, pc, meshID, batch) })
 }
 
 // queueCols are message_queue's columns in QueuedMessage's field order.
