@@ -641,8 +641,7 @@ func (c *conn) handshake(ctx context.Context) *models.PresenceRow {
 		return refuse(CloseTooManySessions, "too_many_sessions", "this member has too many peer sessions on this broker; close one")
 	}
 	c.slot = release
-	c.p = &models.Principal{MemberID: member.ID, MeshID: member.MeshID, Role: member.Role, DisplayName: member.DisplayName,
-		Pubkey: member.PeerPubkey, Caps: models.CapsForRole(member.Role)}
+	c.p = models.RolePrincipal(member) // the signed hello proves the member itself: its role's every capability
 	c.session = h.SessionID
 	cwd := ""
 	if f.Cwd != nil {
