@@ -49,6 +49,11 @@ func TestUsageErrorsExitOne(t *testing.T) {
 		{"bad server", []string{"join", "cmi_x", "--server", "localhost:7900", "--name", "a"}, "want an http:// or https:// URL"},
 		{"unknown mesh", []string{"use", "nope"}, "no mesh joined"},
 		{"empty post", []string{"topic", "post", "ops", "  "}, "the message is empty"},
+		// A typo one level down used to print the group's help and exit 0.
+		{"unknown topic subcommand", []string{"topic", "psot", "deploys", "x"}, "unknown command \"psot\" for \"claudemesh topic\"\n\nDid you mean this?\n\tpost"},
+		{"unknown status subcommand", []string{"status", "busy"}, "unknown command \"busy\" for \"claudemesh status\""},
+		{"unknown hook subcommand", []string{"hook", "wokring"}, "Did you mean this?\n\tworking"},
+		{"typo at the root", []string{"sned", "@bob", "hi"}, "Did you mean this?\n\tsend"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -256,6 +261,23 @@ func TestAgo(t *testing.T) {
 	for d, want := range map[time.Duration]string{time.Second: "just now", 30 * time.Second: "30s ago", 5 * time.Minute: "5m ago", 3 * time.Hour: "3h ago", 72 * time.Hour: "3d ago"} {
 		if got := ago(now, now.Add(-d)); got != want {
 			t.Errorf("ago(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestVersionAndBareGroups: `--version` prints what `version` prints, and
+// a command group named alone shows its help and succeeds.
+func TestVersionAndBareGroups(t *testing.T) {
+	t.Parallel()
+	v, _, code := runCLI(t, t.TempDir(), "version")
+	vf, _, codef := runCLI(t, t.TempDir(), "--version")
+	if code != 0 || codef != 0 || v != vf || !strings.HasPrefix(v, "claudemesh ") {
+		t.Errorf("version %q (exit %d), --version %q (exit %d)", v, code, vf, codef)
+	}
+	for _, group := range []string{"topic", "status", "hook"} {
+		out, errs, code := runCLI(t, t.TempDir(), group)
+		if code != 0 || !strings.Contains(out, "Available Commands:") {
+			t.Errorf("%s alone: exit %d, stdout %q, stderr %q", group, code, out, errs)
 		}
 	}
 }

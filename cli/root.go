@@ -180,6 +180,7 @@ else your OS config dir. Exit codes: 0 ok, 1 usage, 2 the broker refused,
 		Example: `  claudemesh join cmi_abc123 --server http://localhost:7900 --name ada
   claudemesh topic post general "deploy is green"
   claudemesh topic tail general`,
+		Version:           buildVersion(),
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
@@ -192,6 +193,7 @@ else your OS config dir. Exit codes: 0 ok, 1 usage, 2 the broker refused,
 			return nil
 		},
 	}
+	root.SetVersionTemplate("claudemesh {{.Version}}\n")
 	root.PersistentFlags().StringVar(&a.mesh, "mesh", "", "the mesh to act in, by slug or id (default: the default mesh)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
 	root.AddCommand(a.joinCommand(), a.whoamiCommand(), a.listCommand(), a.useCommand(),
@@ -204,8 +206,15 @@ else your OS config dir. Exit codes: 0 ok, 1 usage, 2 the broker refused,
 	return root
 }
 
-// wrapArgs makes argument-count errors usage errors, recursively.
+// wrapArgs makes argument-count errors usage errors, recursively, and
+// makes a group of commands (topic, status, hook) refuse a word it does
+// not know: cobra checks that only on the root and otherwise prints the
+// group's help and exits 0, so a script took `topic psot` for a success.
 func wrapArgs(c *cobra.Command) {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.Args = unknownSubcommand
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
 	if v := c.Args; v != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := v(cmd, args); err != nil {
@@ -220,6 +229,22 @@ func wrapArgs(c *cobra.Command) {
 	for _, sub := range c.Commands() {
 		wrapArgs(sub)
 	}
+}
+
+// unknownSubcommand refuses any argument of a command group, naming the
+// closest subcommands as cobra does for the root.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra sets this default on the root only
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return errors.New(msg)
 }
 
 // selected loads the config and the mesh chosen by --mesh (or the default).
