@@ -151,5 +151,11 @@ func TestRunFunctions(t *testing.T) {
 		if ExitCode(err) != ExitRefused {
 			t.Errorf("post without a seal: %v (exit %d), want %d", err, ExitCode(err), ExitRefused)
 		}
+		// A 422 names the field and its rule (it used to say only "the
+		// request has invalid fields").
+		err = runTopicCreate(ctx, &topicCreateOptions{app: alice, io: b.io(""), Name: "Bad Name", Visibility: "public"})
+		if ExitCode(err) != ExitRefused || !strings.Contains(err.Error(), "name must match ^#?[a-z0-9][a-z0-9-]{0,49}$") {
+			t.Errorf("topic create \"Bad Name\": %v (exit %d)", err, ExitCode(err))
+		}
 	})
 }

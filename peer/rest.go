@@ -27,6 +27,16 @@ func (e *APIError) Error() string {
 	if msg == "" {
 		msg = http.StatusText(e.Status)
 	}
+	// A 422 names each field and its rule: say them, not just "invalid".
+	if e.Problem.Errors != nil {
+		for i, fe := range *e.Problem.Errors {
+			sep := "; "
+			if i == 0 {
+				sep = ": "
+			}
+			msg += sep + fe.Field + " " + fe.Message
+		}
+	}
 	if e.Problem.Code != "" {
 		return fmt.Sprintf("%s (%d %s)", msg, e.Status, e.Problem.Code)
 	}
