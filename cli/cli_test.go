@@ -52,7 +52,7 @@ func TestUsageErrorsExitOne(t *testing.T) {
 		// A typo one level down used to print the group's help and exit 0.
 		{"unknown topic subcommand", []string{"topic", "psot", "deploys", "x"}, "unknown command \"psot\" for \"claudemesh topic\"\n\nDid you mean this?\n\tpost"},
 		{"unknown status subcommand", []string{"status", "busy"}, "unknown command \"busy\" for \"claudemesh status\""},
-		{"unknown hook subcommand", []string{"hook", "wokring"}, "Did you mean this?\n\tworking"},
+		{"unknown hook subcommand", []string{"hook", "wrking"}, "Did you mean this?\n\tworking"},
 		{"typo at the root", []string{"sned", "@bob", "hi"}, "Did you mean this?\n\tsend"},
 	}
 	for _, tc := range cases {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,10 @@ import (
 
 // resolveHint turns "no such member" into a usage error with a next step.
 func (s *session) resolveHint(err error, to string) error {
+	var nm *peer.NoSuchMemberError
+	if errors.As(err, &nm) && len(nm.Maybe) > 0 {
+		return usagef("no member %s in mesh %s: did you mean %s?", to, s.mesh.Slug, strings.Join(nm.Maybe, " or "))
+	}
 	if errors.Is(err, peer.ErrNoSuchMember) {
 		return usagef("no member %s in mesh %s: see `claudemesh peers`", to, s.mesh.Slug)
 	}

@@ -147,6 +147,13 @@ func TestRunFunctions(t *testing.T) {
 		if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), "no member @nobody") {
 			t.Errorf("send to an unknown member: %v (exit %d)", err, ExitCode(err))
 		}
+		// Names resolve as a person expects: the @ forgotten, or a typo.
+		for to, want := range map[string]string{"bob": "did you mean @bob?", "@bbo": "did you mean @bob?"} {
+			err := runSend(ctx, &sendOptions{app: alice, io: b.io(""), To: to, Text: "hi", Priority: "next"})
+			if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), want) {
+				t.Errorf("send to %q: %v (exit %d), want %q", to, err, ExitCode(err), want)
+			}
+		}
 		err = runTopicPost(ctx, &topicPostOptions{app: bob, io: b.io(""), Topic: "general", Text: "no key"})
 		if ExitCode(err) != ExitRefused {
 			t.Errorf("post without a seal: %v (exit %d), want %d", err, ExitCode(err), ExitRefused)

@@ -61,11 +61,25 @@ func (s *Session) Check(err error, r Response, want ...int) error {
 // ErrNoSuchMember: no member of the mesh matches a recipient.
 var ErrNoSuchMember = errors.New("no such member")
 
+// NoSuchMemberError is a recipient no member matches, with the names a
+// person most likely meant ("@dan" for "dan", "@bob" for "@bpb").
+type NoSuchMemberError struct {
+	To, Mesh string
+	Maybe    []string // display names with their @
+}
+
+func (e *NoSuchMemberError) Error() string {
+	return fmt.Sprintf("%v %s in mesh %s", ErrNoSuchMember, e.To, e.Mesh)
+}
+
+func (e *NoSuchMemberError) Unwrap() error { return ErrNoSuchMember }
+
 // ResolveMember finds a member by @name, member id or pubkey.
 func (s *Session) ResolveMember(ctx context.Context, to string) (client.Member, error) {
 	name := strings.ToLower(strings.TrimPrefix(to, "@"))
 	limit := client.Limit(200)
 	var cursor *string
+	var names []string
 	for {
 		r, err := s.API.ListMembersWithResponse(ctx, &client.ListMembersParams{Limit: &limit, Cursor: cursor})
 		if err := s.Check(err, r, http.StatusOK); err != nil {
@@ -75,9 +89,10 @@ func (s *Session) ResolveMember(ctx context.Context, to string) (client.Member, 
 			if m.Id.String() == to || (strings.HasPrefix(to, "@") && m.DisplayName == name) || m.Pubkey == to {
 				return m, nil
 			}
+			names = append(names, m.DisplayName)
 		}
 		if !r.JSON200.HasMore || r.JSON200.NextCursor == nil {
-			return client.Member{}, fmt.Errorf("%w %s in mesh %s", ErrNoSuchMember, to, s.Mesh.Slug)
+			return client.Member{}, &NoSuchMemberError{To: to, Mesh: s.Mesh.Slug, Maybe: closeNames(name, names)}
 		}
 		cursor = r.JSON200.NextCursor
 	}
@@ -120,4 +135,51 @@ func (s *Session) ReportStatus(ctx context.Context, status string, summary *stri
 		return nil, err
 	}
 	return r.JSON200, nil
+}
+
+// closeNames are the display names a person typing name most likely meant:
+// the name itself (typed without its @), else at most three that are one
+// typo away (two for names over four letters) or that it begins.
+func closeNames(name string, names []string) []string {
+	typos := 1
+	if len(name) > 4 {
+		typos = 2
+	}
+	var out []string
+	for _, n := range names {
+		if n == name {
+			return []string{"@" + n}
+		}
+		if len(out) < 3 && (editDistance(name, n) <= typos || (len(name) >= 2 && strings.HasPrefix(n, name))) {
+			out = append(out, "@"+n)
+		}
+	}
+	return out
+}
+
+// editDistance counts the insertions, deletions, substitutions and swaps
+// of neighbours that turn a into b (optimal string alignment; in bytes:
+// display names are ASCII).
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
