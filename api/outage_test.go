@@ -36,6 +36,24 @@ type pgProxy struct {
 	conns map[net.Conn]bool
 }
 
+// postgresBehindProxy is a fresh PostgreSQL schema reached through a proxy
+// the test can cut, with a short connect timeout so a cut shows quickly.
+func postgresBehindProxy(t *testing.T) (models.Options, *pgProxy) {
+	t.Helper()
+	opt := storetest.Options(t, models.Postgres)
+	u, err := url.Parse(opt.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startPGProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	q := u.Query()
+	q.Set("connect_timeout", "2")
+	u.RawQuery = q.Encode()
+	opt.DatabaseURL = u.String()
+	return opt, proxy
+}
+
 func startPGProxy(t *testing.T, target string) *pgProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -126,17 +144,7 @@ func leaked(b []byte) string {
 // Retry-After, and every message committed after recovery reaches both
 // exactly once and in order. No driver error text reaches any client.
 func TestStreamsSurviveDatabaseOutage(t *testing.T) {
-	opt := storetest.Options(t, models.Postgres)
-	u, err := url.Parse(opt.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startPGProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	opt.DatabaseURL = u.String()
+	opt, proxy := postgresBehindProxy(t)
 	e, _ := brokerOn(t, opt, func(c *api.Config) {
 		c.StreamRevalidate = 100 * time.Millisecond
 		c.WSRecheck = 100 * time.Millisecond

@@ -3,12 +3,8 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/claudemesh/claudemesh-go/models"
-	"github.com/claudemesh/claudemesh-go/models/storetest"
 )
 
 // TestDatabaseUnavailableSaysWhatToDo: while PostgreSQL is unreachable,
@@ -16,17 +12,7 @@ import (
 // it: a read or a login is told to retry, and only a message post speaks
 // of retrying with its clientMessageId.
 func TestDatabaseUnavailableSaysWhatToDo(t *testing.T) {
-	opt := storetest.Options(t, models.Postgres)
-	u, err := url.Parse(opt.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startPGProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	opt.DatabaseURL = u.String()
+	opt, proxy := postgresBehindProxy(t)
 	e, _ := brokerOn(t, opt, nil)
 
 	owner := e.signup()
