@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/claudemesh/claudemesh-go/models/storetest"
 )
 
 // The grant matrix: every route that hands power on (invites, keys,
@@ -244,15 +242,9 @@ func grantRoutes(t testing.TB) []grantRoute {
 	}
 }
 
-// TestGrantMatrix: every grant route × every principal, on both databases
-// (side by side: each cell is a few dozen requests).
+// TestGrantMatrix: every grant route × every principal, on both databases.
 func TestGrantMatrix(t *testing.T) {
-	for _, d := range storetest.Dialects {
-		t.Run(string(d), func(t *testing.T) {
-			t.Parallel()
-			grantMatrix(t, newEnv(t, d, nil))
-		})
-	}
+	eachEnv(t, grantMatrix)
 }
 
 func grantMatrix(t *testing.T, e *env) {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/claudemesh/claudemesh-go/api"
@@ -141,14 +142,15 @@ type session struct {
 	RefreshToken string `json:"refreshToken"`
 }
 
-var userSeq int
+// userSeq numbers sign-ups; tests that run in parallel share it.
+var userSeq atomic.Int64
 
 func (e *env) signup() session {
 	e.t.Helper()
-	userSeq++
+	n := userSeq.Add(1)
 	var s session
 	e.must("POST", "/v1/auth/signup", "", map[string]string{
-		"email": fmt.Sprintf("user%d-%s@example.com", userSeq, models.NewID()[:8]), "password": "correct horse battery", "name": "Grace Hopper"},
+		"email": fmt.Sprintf("user%d-%s@example.com", n, models.NewID()[:8]), "password": "correct horse battery", "name": "Grace Hopper"},
 		http.StatusCreated, &s)
 	return s
 }
