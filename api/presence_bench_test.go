@@ -130,38 +130,10 @@ func BenchmarkPresenceStorm(b *testing.B) {
 
 	cpuBefore := processCPU(b, pid)
 	b.ResetTimer()
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	clients := make([]*wsclient.Conn, peers)
-	for range 32 {
-		wg.Go(func() {
-			for i := range jobs {
-				c, err := wsclient.Dial(ctx, "ws"+e.base[len("http"):]+"/ws", nil, wsclient.HelloOptions{Identity: peer.id, MeshID: m.Mesh.ID,
-					MemberID: peer.Member.ID, SessionID: "s" + strconv.Itoa(i)})
-				if err != nil {
-					failed.Add(1)
-					b.Logf("peer %d: %v", i, err)
-					continue
-				}
-				clients[i] = c
-				go func() { // a peer keeps reading: presence frames, pings
-					for {
-						if _, err := c.Next(ctx); err != nil {
-							return
-						}
-					}
-				}()
-			}
-		})
-	}
-	start := time.Now()
-	for i := range peers {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	handshakes := time.Since(start)
+	clients, failed, handshakes := dialPeers(b, ctx, peers, func(i int) (*wsclient.Conn, error) {
+		return wsclient.Dial(ctx, "ws"+e.base[len("http"):]+"/ws", nil, wsclient.HelloOptions{Identity: peer.id, MeshID: m.Mesh.ID,
+			MemberID: peer.Member.ID, SessionID: "s" + strconv.Itoa(i)})
+	})
 	// The fan-out may outlast the handshakes: wait until the subscribers
 	// have received nothing for 2 s (or 5 minutes have passed).
 	for last, deadline := int64(-1), time.Now().Add(5*time.Minute); time.Now().Before(deadline); {
@@ -174,8 +146,8 @@ func BenchmarkPresenceStorm(b *testing.B) {
 	}
 	b.StopTimer()
 	brokerCPU := processCPU(b, pid) - cpuBefore
-	if failed.Load() > 0 {
-		b.Fatalf("%d peers failed to connect", failed.Load())
+	if failed > 0 {
+		b.Fatalf("%d peers failed to connect", failed)
 	}
 	b.ReportMetric(handshakes.Seconds(), "handshakes-s")
 	b.ReportMetric(brokerCPU.Seconds(), "broker-cpu-s")

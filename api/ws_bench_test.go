@@ -161,43 +161,13 @@ func BenchmarkWSIdleMemory(b *testing.B) {
 	b.ResetTimer()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	clients := make([]*wsclient.Conn, conns)
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				tg := targets[i/perMesh]
-				c, err := wsclient.Dial(ctx, "ws"+base[len("http"):]+"/ws", nil, wsclient.HelloOptions{Identity: tg.peer.id, MeshID: tg.meshID,
-					MemberID: tg.peer.Member.ID, SessionID: "s" + strconv.Itoa(i)})
-				if err != nil {
-					failed.Add(1)
-					b.Logf("connection %d: %v", i, err)
-					continue
-				}
-				clients[i] = c
-				go func() { // a peer keeps reading: presence frames, pings
-					for {
-						if _, err := c.Next(ctx); err != nil {
-							return
-						}
-					}
-				}()
-			}
-		}()
-	}
-	start := time.Now()
-	for i := range conns {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	connectTime := time.Since(start)
-	if failed.Load() > 0 {
-		b.Fatalf("%d connections failed", failed.Load())
+	clients, failed, connectTime := dialPeers(b, ctx, conns, func(i int) (*wsclient.Conn, error) {
+		tg := targets[i/perMesh]
+		return wsclient.Dial(ctx, "ws"+base[len("http"):]+"/ws", nil, wsclient.HelloOptions{Identity: tg.peer.id, MeshID: tg.meshID,
+			MemberID: tg.peer.Member.ID, SessionID: "s" + strconv.Itoa(i)})
+	})
+	if failed > 0 {
+		b.Fatalf("%d connections failed", failed)
 	}
 	time.Sleep(3 * time.Second) // let the presence frames drain and the runtime settle before reading RSS
 	settled := processMemory(b, pid, base)
@@ -240,4 +210,43 @@ func gcCount(b *testing.B, base string) int64 {
 		}
 	}
 	return -1
+}
+
+// dialPeers opens n /ws connections with dial from 32 workers and keeps
+// each reading (presence frames, pings) until ctx ends, as a peer does. It
+// returns the connections (nil where dial failed), how many failed, and
+// how long the n handshakes took.
+func dialPeers(b *testing.B, ctx context.Context, n int, dial func(i int) (*wsclient.Conn, error)) ([]*wsclient.Conn, int64, time.Duration) {
+	b.Helper()
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	clients := make([]*wsclient.Conn, n)
+	for range 32 {
+		wg.Go(func() {
+			for i := range jobs {
+				c, err := dial(i)
+				if err != nil {
+					failed.Add(1)
+					b.Logf("peer %d: %v", i, err)
+					continue
+				}
+				clients[i] = c
+				go func() {
+					for {
+						if _, err := c.Next(ctx); err != nil {
+							return
+						}
+					}
+				}()
+			}
+		})
+	}
+	start := time.Now()
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return clients, failed.Load(), time.Since(start)
 }
