@@ -181,19 +181,7 @@ func TestDirectDuplicateAcrossNodes(t *testing.T) {
 	for _, d := range storetest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
 			ctx := context.Background()
-			opt := storetest.Options(t, d)
-			nodes := make([]*models.Store, 2)
-			for i := range nodes {
-				s, err := models.Open(ctx, opt)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				if _, err := s.Migrate(ctx); err != nil {
-					t.Fatal(err)
-				}
-				nodes[i] = s
-			}
+			nodes := twoNodes(t, d)
 			cm, _ := newMesh(t, nodes[0])
 			alice, bob := joinPeer(t, nodes[0], cm, "alice"), joinPeer(t, nodes[0], cm, "bob")
 			const rounds = 20

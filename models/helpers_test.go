@@ -7,6 +7,7 @@ import (
 
 	"github.com/claudemesh/claudemesh-go/meshcrypto"
 	"github.com/claudemesh/claudemesh-go/models"
+	"github.com/claudemesh/claudemesh-go/models/storetest"
 )
 
 // peer is a joined member with its real identity.
@@ -60,4 +61,25 @@ func mustPost(t *testing.T, s *models.Store, p *models.Principal, in models.Post
 		t.Fatalf("post: %v", err)
 	}
 	return out
+}
+
+// twoNodes opens two migrated stores on one fresh database of dialect d,
+// as two brokers behind a load balancer share one.
+func twoNodes(t *testing.T, d models.Dialect) []*models.Store {
+	t.Helper()
+	ctx := context.Background()
+	opt := storetest.Options(t, d)
+	nodes := make([]*models.Store, 2)
+	for i := range nodes {
+		s, err := models.Open(ctx, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if _, err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = s
+	}
+	return nodes
 }
