@@ -152,11 +152,9 @@ type directKey [3]string
 // send's audit events in request order. It reads the recipients, the earlier sends with
 // the batch's clientMessageIds and the senders' unacked bytes once, then
 // decides every request in order in memory.
-func (s *Store) enqueueBatch(tx *gorm.DB, meshID string, enqs []*directReq, now time.Time) ([]auditIn, error) {
-	if len(enqs) == 0 {
-		return nil, nil
-	}
-	var recipients, senders, cids, bounded []string
+// enqueueKeys are what a batch's sends need read: their recipients, their
+// senders, their client ids, and the senders whose queued bytes are bounded.
+func enqueueKeys(enqs []*directReq) (recipients, senders, cids, bounded []string) {
 	for _, r := range enqs {
 		senders = appendNew(senders, r.sender.MemberID)
 		for _, e := range r.enq.Envelopes {
@@ -169,6 +167,14 @@ func (s *Store) enqueueBatch(tx *gorm.DB, meshID string, enqs []*directReq, now 
 			bounded = appendNew(bounded, r.sender.MemberID)
 		}
 	}
+	return recipients, senders, cids, bounded
+}
+
+func (s *Store) enqueueBatch(tx *gorm.DB, meshID string, enqs []*directReq, now time.Time) ([]auditIn, error) {
+	if len(enqs) == 0 {
+		return nil, nil
+	}
+	recipients, senders, cids, bounded := enqueueKeys(enqs)
 	live := map[string]bool{}
 	for _, ids := range chunks(recipients, 500) {
 		var got []string

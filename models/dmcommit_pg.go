@@ -53,23 +53,12 @@ func scanQueued(r pgx.CollectableRow, q *QueuedMessage, extra ...any) error {
 func (s *Store) directPipeline(ctx context.Context, pc *pgx.Conn, meshID string, batch []*directReq) error {
 	now := s.nowUTC()
 	var enqs []*directReq
-	var recipients, senders, cids, bounded []string
 	for _, r := range batch {
-		if r.kind != directEnqueue {
-			continue
-		}
-		enqs = append(enqs, r)
-		senders = appendNew(senders, r.sender.MemberID)
-		for _, e := range r.enq.Envelopes {
-			recipients = appendNew(recipients, e.RecipientID)
-		}
-		if r.enq.ClientMessageID != "" {
-			cids = appendNew(cids, r.enq.ClientMessageID)
-		}
-		if r.enq.MaxPendingBytes > 0 {
-			bounded = appendNew(bounded, r.sender.MemberID)
+		if r.kind == directEnqueue {
+			enqs = append(enqs, r)
 		}
 	}
+	recipients, senders, cids, bounded := enqueueKeys(enqs)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	for _, r := range batch {
