@@ -118,12 +118,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		dial, dialect, sqlitePath = sqlite.Open(dsn), SQLite, path
 	}
-	db, err := gorm.Open(dial, &gorm.Config{
-		Logger:                 logger.Discard,
-		SkipDefaultTransaction: true,
-		NowFunc:                func() time.Time { return time.Now().UTC() },
-		TranslateError:         false,
-	})
+	db, err := openGorm(ctx, dial, dialect)
 	if err != nil {
 		procLock.release()
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
@@ -167,6 +162,37 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	s.streamReads = newBatcher(maxStreamReads, func(_ string, b []*streamRead) { s.readStreamStates(b) })
 	s.streamReads.linger = streamReadLinger
 	return s, nil
+}
+
+// openGorm opens the database. Several processes opening one fresh SQLite
+// file at once (replicas of `migrate`) can meet SQLITE_BUSY while one of
+// them switches the file to WAL, a step SQLite does not always hand to the
+// busy handler; such an open is retried until ctx ends or 15 s pass.
+func openGorm(ctx context.Context, dial gorm.Dialector, dialect Dialect) (*gorm.DB, error) {
+	cfg := &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+		TranslateError:         false,
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		db, err := gorm.Open(dial, cfg)
+		if err == nil || dialect != SQLite || !sqliteBusy(err) || time.Now().After(deadline) {
+			return db, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// sqliteBusy reports SQLite's SQLITE_BUSY (any extended code).
+func sqliteBusy(err error) bool {
+	var ce interface{ Code() int }
+	return errors.As(err, &ce) && ce.Code()&0xff == 5
 }
 
 // Dialect reports which database the store talks to.
