@@ -47,6 +47,27 @@ type installOptions struct {
 	NoHooks bool
 }
 
+// reportChanges prints what install or uninstall (verb) did with write,
+// or would do without it; unchanged says why there was nothing to do, and
+// after (if any) what to do once the changes are written.
+func reportChanges(out io.Writer, cs []claudecode.Change, write bool, verb, unchanged, after string) {
+	switch {
+	case !claudecode.Changed(cs):
+		printChanges(out, cs)
+		fmt.Fprintln(out, unchanged+": nothing to do")
+	case write:
+		fmt.Fprintln(out, verb+"ed:")
+		printChanges(out, cs)
+		if after != "" {
+			fmt.Fprintln(out, after)
+		}
+	default:
+		fmt.Fprintf(out, "claudemesh %s would:\n", verb)
+		printChanges(out, cs)
+		fmt.Fprintf(out, "run `claudemesh %s --write` to apply\n", verb)
+	}
+}
+
 func (a *app) installCommand() *cobra.Command {
 	opts := &installOptions{app: a}
 	c := &cobra.Command{
@@ -85,20 +106,8 @@ func runInstall(opts *installOptions) error {
 	if err != nil {
 		return err
 	}
-	out := opts.io.Out
-	switch {
-	case !claudecode.Changed(cs):
-		printChanges(out, cs)
-		fmt.Fprintln(out, "claudemesh is already installed for Claude Code: nothing to do")
-	case opts.Write:
-		fmt.Fprintln(out, "installed:")
-		printChanges(out, cs)
-		fmt.Fprintln(out, "restart Claude Code (or run `claudemesh launch`) to connect a session")
-	default:
-		fmt.Fprintln(out, "claudemesh install would:")
-		printChanges(out, cs)
-		fmt.Fprintln(out, "run `claudemesh install --write` to apply")
-	}
+	reportChanges(opts.io.Out, cs, opts.Write, "install", "claudemesh is already installed for Claude Code",
+		"restart Claude Code (or run `claudemesh launch`) to connect a session")
 	if _, err := exec.LookPath("claudemesh"); err != nil {
 		fmt.Fprintln(opts.io.ErrOut, "note: `claudemesh` is not on your PATH; Claude Code runs it by that name")
 	}
@@ -149,19 +158,7 @@ func runUninstall(opts *uninstallOptions) error {
 	if err != nil {
 		return err
 	}
-	out := opts.io.Out
-	switch {
-	case !claudecode.Changed(cs):
-		printChanges(out, cs)
-		fmt.Fprintln(out, "nothing that install recorded is left in Claude Code's files: nothing to do")
-	case opts.Write:
-		fmt.Fprintln(out, "uninstalled:")
-		printChanges(out, cs)
-	default:
-		fmt.Fprintln(out, "claudemesh uninstall would:")
-		printChanges(out, cs)
-		fmt.Fprintln(out, "run `claudemesh uninstall --write` to apply")
-	}
+	reportChanges(opts.io.Out, cs, opts.Write, "uninstall", "nothing that install recorded is left in Claude Code's files", "")
 	return nil
 }
 
@@ -204,11 +201,7 @@ is passed with --mcp-config. Arguments after -- go to claude.`,
 }
 
 func runLaunch(ctx context.Context, opts *launchOptions) error {
-	cfg, err := opts.app.home.Load()
-	if err != nil {
-		return err
-	}
-	m, err := cfg.Select(opts.Mesh)
+	_, m, err := opts.app.selected(opts.Mesh)
 	if err != nil {
 		return err
 	}

@@ -199,7 +199,7 @@ func (a *app) whoamiCommand() *cobra.Command {
 }
 
 func runWhoami(ctx context.Context, opts *whoamiOptions) error {
-	cfg, m, err := opts.app.selected()
+	cfg, m, err := opts.app.selected(opts.app.mesh)
 	if err != nil {
 		return err
 	}
@@ -297,11 +297,7 @@ func (a *app) useCommand() *cobra.Command {
 }
 
 func runUse(ctx context.Context, opts *useOptions) error {
-	cfg, err := opts.app.home.Load()
-	if err != nil {
-		return err
-	}
-	m, err := cfg.Select(opts.Mesh)
+	cfg, m, err := opts.app.selected(opts.Mesh)
 	if err != nil {
 		return err
 	}

@@ -247,13 +247,14 @@ func unknownSubcommand(cmd *cobra.Command, args []string) error {
 	return errors.New(msg)
 }
 
-// selected loads the config and the mesh chosen by --mesh (or the default).
-func (a *app) selected() (*peer.Config, *peer.Mesh, error) {
+// selected loads the config and the mesh named (by slug or id; "" = the
+// default mesh).
+func (a *app) selected(mesh string) (*peer.Config, *peer.Mesh, error) {
 	cfg, err := a.home.Load()
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := cfg.Select(a.mesh)
+	m, err := cfg.Select(mesh)
 	if err != nil {
 		return nil, nil, err
 	}
